@@ -1,0 +1,196 @@
+"""Validated exchange configuration.
+
+``ExchangeConfig.from_dict`` turns plain data (as read from YAML) into frozen
+dataclasses, rejecting unknown keys, wrong types and out-of-range values with
+a ``ConfigError`` that names the offending field and the allowed range.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+
+from .brackets import BTCUSDT_BRACKETS, SMALL_ALT_BRACKETS, Bracket, validate_brackets
+from .codes import ADL_FORMULA_NAMES
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown, of the wrong type or out of range."""
+
+
+def check_number(name, value, lo=-math.inf, hi=math.inf, *, integer=False, lo_open=False):
+    """Return ``value`` as float/int if it lies in the allowed range, else raise ConfigError."""
+    kind = "an integer" if integer else "a number"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"{name} must be {kind}, got {value!r}")
+    if integer and not float(value).is_integer():
+        raise ConfigError(f"{name} must be {kind}, got {value!r}")
+    if not math.isfinite(value) and not (value == hi == math.inf):
+        raise ConfigError(f"{name} must be finite, got {value!r}")
+    below = value <= lo if lo_open else value < lo
+    if below or value > hi:
+        left = "(" if lo_open else "["
+        raise ConfigError(f"{name} must be in {left}{lo}, {hi}], got {value!r}")
+    return int(value) if integer else float(value)
+
+
+def check_choice(name, value, allowed):
+    """Return ``value`` if it is one of ``allowed``, else raise ConfigError."""
+    if value not in allowed:
+        raise ConfigError(f"{name} must be one of {list(allowed)}, got {value!r}")
+    return value
+
+
+COLLATERAL_PRICING = ("internal_book", "conversion")
+BRACKET_PRESETS = {"btcusdt": BTCUSDT_BRACKETS, "small_alt": SMALL_ALT_BRACKETS}
+
+
+@dataclass(frozen=True)
+class MarketConfig:
+    """One market: a linear USDT-margined perpetual or a spot pair against USDT.
+
+    For a spot market the base asset is a collateral asset: unified accounts
+    count their holdings at ``collateral_price * collateral_ratio``, where the
+    collateral price blends the market's own book (last trade) with its
+    conversion (index) value: ``w * last + (1 - w) * index`` and ``w`` is 1 for
+    ``internal_book``, 0 for ``conversion`` or the number given.
+    """
+
+    name: str
+    kind: str = "perp"
+    tick_size: float = 0.1
+    lot_size: float = 0.001
+    price_band: float = 0.05
+    maker_fee: float = 0.0002
+    taker_fee: float = 0.0005
+    liquidation_fee: float = 0.0125
+    brackets: tuple[Bracket, ...] = BTCUSDT_BRACKETS
+    collateral_ratio: float = 0.9
+    collateral_pricing: str | float = "internal_book"
+    liquidation_cap: float = math.inf
+    fund_unwind_cap: float = math.inf
+
+    @property
+    def book_weight(self) -> float:
+        """Weight of the internal book price in the collateral price."""
+        if self.collateral_pricing == "internal_book":
+            return 1.0
+        if self.collateral_pricing == "conversion":
+            return 0.0
+        return float(self.collateral_pricing)
+
+    def validated(self, where: str) -> MarketConfig:
+        """Return a copy with every field checked; ``where`` prefixes error messages."""
+        if not isinstance(self.name, str) or not self.name:
+            raise ConfigError(f"{where}.name must be a non-empty string, got {self.name!r}")
+        check_choice(f"{where}.kind", self.kind, ("perp", "spot"))
+        check_number(f"{where}.tick_size", self.tick_size, 0.0, lo_open=True)
+        check_number(f"{where}.lot_size", self.lot_size, 0.0, lo_open=True)
+        check_number(f"{where}.price_band", self.price_band, 0.0, 1.0, lo_open=True)
+        check_number(f"{where}.maker_fee", self.maker_fee, -0.01, 0.01)
+        check_number(f"{where}.taker_fee", self.taker_fee, 0.0, 0.01)
+        if self.maker_fee + self.taker_fee < 0:
+            raise ConfigError(f"{where}.maker_fee rebate must not exceed taker_fee")
+        check_number(f"{where}.liquidation_fee", self.liquidation_fee, 0.0, 0.1)
+        brackets = self.brackets
+        if isinstance(brackets, str):
+            brackets = BRACKET_PRESETS[check_choice(f"{where}.brackets", brackets, BRACKET_PRESETS)]
+        try:
+            brackets = validate_brackets(brackets, f"{where}.brackets")
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        check_number(f"{where}.collateral_ratio", self.collateral_ratio, 0.0, 1.0)
+        pricing = self.collateral_pricing
+        if isinstance(pricing, str):
+            check_choice(f"{where}.collateral_pricing", pricing, COLLATERAL_PRICING)
+        else:
+            check_number(f"{where}.collateral_pricing", pricing, 0.0, 1.0)
+        check_number(f"{where}.liquidation_cap", self.liquidation_cap, 0.0, math.inf, lo_open=True)
+        check_number(f"{where}.fund_unwind_cap", self.fund_unwind_cap, 0.0, math.inf)
+        return dataclasses.replace(self, brackets=brackets)
+
+
+@dataclass(frozen=True)
+class ExchangeConfig:
+    """Everything that is constant over an episode of one exchange.
+
+    Account 0 is the insurance fund; accounts ``1 .. n_accounts`` are traders.
+    """
+
+    markets: tuple[MarketConfig, ...] = field(
+        default_factory=lambda: (MarketConfig("BTCUSDT", tick_size=1.0, lot_size=0.001),)
+    )
+    n_accounts: int = 16
+    book_capacity: int = 1024
+    max_levels: int = 256
+    basis_window: int = 30
+    fund_takeover_limit: float = 1.0
+    unified_liquidation_level: float = 1.05
+    borrow_mmr: float = 0.05
+    borrow_imr: float = 0.10
+    adl_formula: str = "binance"
+    adl_refresh_steps: int = 30
+    fill_log_capacity: int = 4096
+    insurance_fund: float = 1_000_000.0
+
+    @property
+    def n_markets(self) -> int:
+        return len(self.markets)
+
+    def market_index(self, name: str) -> int:
+        """Index of the market called ``name``."""
+        for k, market in enumerate(self.markets):
+            if market.name == name:
+                return k
+        raise ConfigError(f"unknown market {name!r}; markets are {[m.name for m in self.markets]}")
+
+    def validated(self) -> ExchangeConfig:
+        """Return a copy with every field checked."""
+        if not self.markets:
+            raise ConfigError("markets must list at least one market")
+        markets = tuple(m.validated(f"markets[{k}]") for k, m in enumerate(self.markets))
+        names = [m.name for m in markets]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"markets: names must be unique, got {names}")
+        check_number("n_accounts", self.n_accounts, 1, 10_000_000, integer=True)
+        check_number("book_capacity", self.book_capacity, 2, 10_000_000, integer=True)
+        check_number("max_levels", self.max_levels, 1, 1_000_000, integer=True)
+        check_number("basis_window", self.basis_window, 1, 100_000, integer=True)
+        check_number("fund_takeover_limit", self.fund_takeover_limit, 0.0, 1000.0)
+        check_number("unified_liquidation_level", self.unified_liquidation_level, 1.0, 10.0)
+        check_number("borrow_mmr", self.borrow_mmr, 0.0, 1.0)
+        check_number("borrow_imr", self.borrow_imr, self.borrow_mmr, 1.0)
+        check_choice("adl_formula", self.adl_formula, ADL_FORMULA_NAMES)
+        check_number("adl_refresh_steps", self.adl_refresh_steps, 1, 10_000_000, integer=True)
+        check_number("fill_log_capacity", self.fill_log_capacity, 1, 100_000_000, integer=True)
+        check_number("insurance_fund", self.insurance_fund, 0.0)
+        return dataclasses.replace(self, markets=markets)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> ExchangeConfig:
+        """Build and validate a config from plain data, e.g. parsed YAML."""
+        if not isinstance(data, dict):
+            raise ConfigError(f"exchange config must be a mapping, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"unknown exchange field(s) {unknown}; allowed: {sorted(known)}")
+        kwargs = dict(data)
+        if "markets" in kwargs:
+            kwargs["markets"] = tuple(
+                _market_from_dict(m, f"markets[{k}]") for k, m in enumerate(kwargs["markets"])
+            )
+        return cls(**kwargs).validated()
+
+
+def _market_from_dict(data, where: str) -> MarketConfig:
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
+    known = {f.name for f in dataclasses.fields(MarketConfig)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown field(s) {unknown} in {where}; allowed: {sorted(known)}")
+    if "name" not in data:
+        raise ConfigError(f"{where}.name is required")
+    return MarketConfig(**data)

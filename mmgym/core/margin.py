@@ -1,0 +1,111 @@
+"""Equity, tiered maintenance margin, initial margin and the liquidation trigger.
+
+Formulas follow MECHANICS.md sections 1, 2 and 6. PnL is always evaluated at
+the mark price. Unified accounts add their spot holdings at
+``min(x * P * ratio, x * P)`` and carry a maintenance charge on USDT debt.
+"""
+
+from __future__ import annotations
+
+from .._jit import kernel
+from .codes import PERP, UNIFIED
+
+
+@kernel
+def tier(params, k, notional):
+    """Index of the bracket of market ``k`` containing ``notional``."""
+    t = 0
+    floors = params.bracket_floor[k]
+    while t + 1 < floors.shape[0] and notional >= floors[t + 1]:
+        t += 1
+    return t
+
+
+@kernel
+def position_mm(params, k, notional):
+    """Maintenance margin of a position of ``notional`` USDT: notional * MMR - cum."""
+    t = tier(params, k, notional)
+    return notional * params.bracket_mmr[k, t] - params.bracket_cum[k, t]
+
+
+@kernel
+def collateral_value(params, state, e, a):
+    """Haircut value of a unified account's spot holdings (0 for cross accounts)."""
+    if state.account_kind[e, a] != UNIFIED:
+        return 0.0
+    total = 0.0
+    for k in range(params.market_kind.shape[0]):
+        if params.market_kind[k] != PERP and state.pos[e, a, k] != 0:
+            value = state.pos[e, a, k] * params.lot_size[k] * state.collateral_price[e, k]
+            total += value * params.collateral_ratio[k] if value > 0 else value
+    return total
+
+
+@kernel
+def wallet_balance(params, state, e, a):
+    """The venue's wallet balance: cash plus the cost of open perp positions."""
+    w = state.cash[e, a]
+    for k in range(params.market_kind.shape[0]):
+        if params.market_kind[k] == PERP:
+            w += state.pos[e, a, k] * params.lot_size[k] * state.entry[e, a, k]
+    return w
+
+
+@kernel
+def equity(params, state, e, a):
+    """Margin balance: wallet balance + uPnL at mark (+ haircut collateral if unified)."""
+    eq = state.cash[e, a]
+    for k in range(params.market_kind.shape[0]):
+        if params.market_kind[k] == PERP:
+            eq += state.pos[e, a, k] * params.lot_size[k] * state.mark_price[e, k]
+    return eq + collateral_value(params, state, e, a)
+
+
+@kernel
+def maintenance_margin(params, state, e, a):
+    """Total maintenance margin; unified accounts add ``borrow_mmr`` on USDT debt."""
+    mm = 0.0
+    for k in range(params.market_kind.shape[0]):
+        if params.market_kind[k] == PERP and state.pos[e, a, k] != 0:
+            notional = abs(state.pos[e, a, k]) * params.lot_size[k] * state.mark_price[e, k]
+            mm += position_mm(params, k, notional)
+    if state.account_kind[e, a] == UNIFIED:
+        debt = -wallet_balance(params, state, e, a)
+        if debt > 0:
+            mm += debt * params.borrow_mmr
+    return mm
+
+
+@kernel
+def is_liquidatable(params, state, e, a):
+    """Cross: equity < MM. Unified: uniMMR = equity / MM below the liquidation level."""
+    mm = maintenance_margin(params, state, e, a)
+    if mm <= 0.0:
+        return False
+    eq = equity(params, state, e, a)
+    if state.account_kind[e, a] == UNIFIED:
+        return eq < params.unified_liquidation_level * mm
+    return eq < mm
+
+
+@kernel
+def exposure(state, e, a, k, extra_buy, extra_sell):
+    """Worst-case |position| in lots if all resting (plus extra) orders on one side fill."""
+    long_side = state.pos[e, a, k] + state.open_buy[e, a, k] + extra_buy
+    short_side = state.pos[e, a, k] - state.open_sell[e, a, k] - extra_sell
+    return max(abs(long_side), abs(short_side))
+
+
+@kernel
+def initial_margin(params, state, e, a, k_extra, extra_buy, extra_sell):
+    """Initial margin of perp exposure incl. resting orders and an extra order in ``k_extra``."""
+    im = 0.0
+    for k in range(params.market_kind.shape[0]):
+        if params.market_kind[k] != PERP:
+            continue
+        if k == k_extra:
+            lots = exposure(state, e, a, k, extra_buy, extra_sell)
+        else:
+            lots = exposure(state, e, a, k, 0, 0)
+        im += lots * params.lot_size[k] * state.mark_price[e, k]
+    return im / state.leverage[e, a]

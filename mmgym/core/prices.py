@@ -1,0 +1,40 @@
+"""Index, mark and collateral prices (MECHANICS.md sections 3 and 6).
+
+Mark = median(index * (1 + funding term), index + moving average of
+(mid - index) over ``basis_window`` steps, last trade). Funding is not
+simulated, so the first component is the index itself. A spot market's
+collateral price blends its own last trade with its conversion value (the
+index): ``w * last + (1 - w) * index``.
+"""
+
+from __future__ import annotations
+
+from .._jit import kernel
+from .book import best_price
+from .codes import ASK, BID, PERP
+
+
+@kernel
+def median3(a, b, c):
+    """Median of three numbers."""
+    return max(min(a, b), min(max(a, b), c))
+
+
+@kernel
+def update_prices(params, state, e):
+    """Refresh mark and collateral prices from the index, the books and the last trades."""
+    window = state.basis_ring.shape[2]
+    slot = state.step[e] % window
+    samples = min(state.step[e] + 1, window)
+    for k in range(params.market_kind.shape[0]):
+        index = state.index_price[e, k]
+        last = state.last_price[e, k]
+        bid = best_price(state, e, k, BID)
+        ask = best_price(state, e, k, ASK)
+        reference = 0.5 * (bid + ask) * params.tick_size[k] if bid >= 0 and ask >= 0 else last
+        state.basis_ring[e, k, slot] = reference - index
+        basis = state.basis_ring[e, k].sum() / samples
+        state.mark_price[e, k] = median3(index, index + basis, last)
+        if params.market_kind[k] != PERP:
+            w = params.book_weight[k]
+            state.collateral_price[e, k] = w * last + (1.0 - w) * index
