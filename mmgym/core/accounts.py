@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .._jit import kernel
+from .._jit import inline_kernel
 from .book import find_order, remove_order
 from .codes import (
     BUY,
@@ -19,7 +19,7 @@ from .codes import (
 )
 
 
-@kernel
+@inline_kernel
 def _apply_position(params, state, e, a, k, delta, price):
     """Change account ``a``'s holding in market ``k`` by ``delta`` lots bought at ``price``."""
     old = state.pos[e, a, k]
@@ -41,7 +41,7 @@ def _apply_position(params, state, e, a, k, delta, price):
     state.pos[e, a, k] = new
 
 
-@kernel
+@inline_kernel
 def transfer(params, state, e, k, buyer, seller, price, lots):
     """Move ``lots`` of market ``k`` from seller to buyer at ``price`` (a float, USDT).
 
@@ -55,7 +55,7 @@ def transfer(params, state, e, k, buyer, seller, price, lots):
     return notional
 
 
-@kernel
+@inline_kernel
 def charge_fee(state, e, a, amount):
     """Account ``a`` pays ``amount`` (negative = receives a rebate) to the exchange."""
     state.cash[e, a] -= amount
@@ -63,7 +63,7 @@ def charge_fee(state, e, a, amount):
     state.fees_collected[e] += amount
 
 
-@kernel
+@inline_kernel
 def release_resting(params, state, e, k, owner, side, lots, price_ticks):
     """Forget ``lots`` of a resting order that filled or was cancelled."""
     if side == BUY:
@@ -76,7 +76,7 @@ def release_resting(params, state, e, k, owner, side, lots, price_ticks):
         state.open_sell[e, owner, k] -= lots
 
 
-@kernel
+@inline_kernel
 def hold_resting(params, state, e, k, owner, side, lots, price_ticks):
     """Account for ``lots`` that now rest in the book."""
     if side == BUY:
@@ -89,7 +89,7 @@ def hold_resting(params, state, e, k, owner, side, lots, price_ticks):
         state.open_sell[e, owner, k] += lots
 
 
-@kernel
+@inline_kernel
 def _log_fill(state, e, k, maker, taker, price, lots, side, liquidation):
     capacity = state.fills.shape[1]
     row = state.n_fills[e] % capacity
@@ -104,7 +104,7 @@ def _log_fill(state, e, k, maker, taker, price, lots, side, liquidation):
     state.n_fills[e] += 1
 
 
-@kernel
+@inline_kernel
 def settle_matches(params, state, e, k, n, taker, side, liquidation):
     """Settle the ``n`` scratch entries written by ``book.match`` for an incoming order.
 
@@ -136,7 +136,7 @@ def settle_matches(params, state, e, k, n, taker, side, liquidation):
     return notional
 
 
-@kernel
+@inline_kernel
 def cancel_order(params, state, e, k, o):
     """Cancel the live order in pool slot ``o``."""
     release_resting(
@@ -152,7 +152,7 @@ def cancel_order(params, state, e, k, o):
     remove_order(state, e, k, o, -1)
 
 
-@kernel
+@inline_kernel
 def cancel_by_id(params, state, e, k, a, oid):
     """Cancel order ``oid`` if account ``a`` owns it; returns the lots cancelled or -1."""
     o = find_order(state, e, k, oid)
@@ -163,7 +163,7 @@ def cancel_by_id(params, state, e, k, a, oid):
     return lots
 
 
-@kernel
+@inline_kernel
 def cancel_all_in_market(params, state, e, k, a):
     """Cancel every order of account ``a`` in market ``k``; returns how many."""
     if state.open_buy[e, a, k] == 0 and state.open_sell[e, a, k] == 0:
@@ -176,7 +176,7 @@ def cancel_all_in_market(params, state, e, k, a):
     return count
 
 
-@kernel
+@inline_kernel
 def cancel_all(params, state, e, a):
     """Cancel every order of account ``a`` in every market."""
     for k in range(state.pos.shape[2]):

@@ -95,11 +95,35 @@ def refresh_quantiles(params, state, e):
                     n += 1
             if n == 0:
                 continue
-            sorted_ranks[:n].sort()
+            _heapsort(sorted_ranks, n)
             for b in range(1, n_accounts):
                 if state.pos[e, b, k] * side > 0:
                     below = _count_below(sorted_ranks, n, adl_rank(params, state, e, b, k))
                     state.adl_quantile[e, b, k] = min(4, 5 * below // n)
+
+
+@kernel
+def _heapsort(values, n):
+    """Sort ``values[:n]`` ascending in place (kernels run without an allocator)."""
+    for start in range(n // 2 - 1, -1, -1):
+        _sift_down(values, start, n)
+    for end in range(n - 1, 0, -1):
+        values[0], values[end] = values[end], values[0]
+        _sift_down(values, 0, end)
+
+
+@kernel
+def _sift_down(values, root, n):
+    while True:
+        child = 2 * root + 1
+        if child >= n:
+            return
+        if child + 1 < n and values[child + 1] > values[child]:
+            child += 1
+        if values[root] >= values[child]:
+            return
+        values[root], values[child] = values[child], values[root]
+        root = child
 
 
 @kernel

@@ -8,17 +8,17 @@ writes what it touched into the state's scratch arrays and the caller settles.
 
 from __future__ import annotations
 
-from .._jit import kernel
+from .._jit import inline_kernel
 from .codes import ASK, BID, BUY
 
 
-@kernel
+@inline_kernel
 def side_slot(side):
     """Book side slot (BID/ASK) of an order side (BUY/SELL)."""
     return BID if side == BUY else ASK
 
 
-@kernel
+@inline_kernel
 def best_price(state, e, k, slot):
     """Best price (ticks) on a book side, or -1 when that side is empty."""
     n = state.n_levels[e, k, slot]
@@ -27,13 +27,13 @@ def best_price(state, e, k, slot):
     return state.level_price[e, k, slot, n - 1]
 
 
-@kernel
+@inline_kernel
 def _level_key(slot, price):
     # Sort key increasing towards the best price on both sides.
     return price if slot == BID else -price
 
 
-@kernel
+@inline_kernel
 def _find_level(state, e, k, slot, price):
     """Index of the first level whose key is >= price's key (binary search)."""
     key = _level_key(slot, price)
@@ -48,7 +48,7 @@ def _find_level(state, e, k, slot, price):
     return lo
 
 
-@kernel
+@inline_kernel
 def can_rest(state, e, k, side, price):
     """True if an order at ``price`` fits: a free pool slot and a level for it."""
     if state.n_free[e, k] == 0:
@@ -61,7 +61,7 @@ def can_rest(state, e, k, side, price):
     return i < n and state.level_price[e, k, slot, i] == price
 
 
-@kernel
+@inline_kernel
 def rest_order(state, e, k, side, price, qty, owner):
     """Append an order at the back of its price level; returns its id.
 
@@ -104,7 +104,7 @@ def rest_order(state, e, k, side, price, qty, owner):
     return oid
 
 
-@kernel
+@inline_kernel
 def find_order(state, e, k, oid):
     """Pool slot of a live order id, or -1."""
     if oid <= 0:
@@ -115,7 +115,7 @@ def find_order(state, e, k, oid):
     return o
 
 
-@kernel
+@inline_kernel
 def _drop_level(state, e, k, slot, i):
     n = state.n_levels[e, k, slot]
     for j in range(i, n - 1):
@@ -126,7 +126,7 @@ def _drop_level(state, e, k, slot, i):
     state.n_levels[e, k, slot] = n - 1
 
 
-@kernel
+@inline_kernel
 def remove_order(state, e, k, o, level):
     """Unlink pool slot ``o`` from its level (index ``level``, or -1 to search) and free it."""
     side = state.order_side[e, k, o]
@@ -152,7 +152,7 @@ def remove_order(state, e, k, o, level):
     state.n_free[e, k] += 1
 
 
-@kernel
+@inline_kernel
 def match(state, e, k, side, limit, qty, taker):
     """Take up to ``qty`` lots from the opposite side at prices no worse than ``limit``.
 
@@ -200,7 +200,7 @@ def match(state, e, k, side, limit, qty, taker):
     return n, filled
 
 
-@kernel
+@inline_kernel
 def depth_within(state, e, k, slot, bound, tick_value):
     """Notional resting on one side at prices inside ``bound`` (ticks, inclusive)."""
     total = 0.0

@@ -7,11 +7,11 @@ the mark price. Unified accounts add their spot holdings at
 
 from __future__ import annotations
 
-from .._jit import kernel
+from .._jit import inline_kernel, kernel
 from .codes import PERP, UNIFIED
 
 
-@kernel
+@inline_kernel
 def tier(params, k, notional):
     """Index of the bracket of market ``k`` containing ``notional``."""
     t = 0
@@ -21,14 +21,14 @@ def tier(params, k, notional):
     return t
 
 
-@kernel
+@inline_kernel
 def position_mm(params, k, notional):
     """Maintenance margin of a position of ``notional`` USDT: notional * MMR - cum."""
     t = tier(params, k, notional)
     return notional * params.bracket_mmr[k, t] - params.bracket_cum[k, t]
 
 
-@kernel
+@inline_kernel
 def collateral_value(params, state, e, a):
     """Haircut value of a unified account's spot holdings (0 for cross accounts)."""
     if state.account_kind[e, a] != UNIFIED:
@@ -41,7 +41,7 @@ def collateral_value(params, state, e, a):
     return total
 
 
-@kernel
+@inline_kernel
 def wallet_balance(params, state, e, a):
     """The venue's wallet balance: cash plus the cost of open perp positions."""
     w = state.cash[e, a]
@@ -51,7 +51,7 @@ def wallet_balance(params, state, e, a):
     return w
 
 
-@kernel
+@inline_kernel
 def equity(params, state, e, a):
     """Margin balance: wallet balance + uPnL at mark (+ haircut collateral if unified)."""
     eq = state.cash[e, a]
@@ -61,34 +61,51 @@ def equity(params, state, e, a):
     return eq + collateral_value(params, state, e, a)
 
 
-@kernel
-def maintenance_margin(params, state, e, a):
-    """Total maintenance margin; unified accounts add ``borrow_mmr`` on USDT debt."""
+@inline_kernel
+def equity_and_mm(params, state, e, a):
+    """Equity and total maintenance margin in one pass over the markets.
+
+    Unified accounts add ``borrow_mmr`` on USDT debt (a negative wallet balance).
+    """
+    unified = state.account_kind[e, a] == UNIFIED
+    eq = state.cash[e, a]
+    wallet = state.cash[e, a]
     mm = 0.0
     for k in range(params.market_kind.shape[0]):
-        if params.market_kind[k] == PERP and state.pos[e, a, k] != 0:
-            notional = abs(state.pos[e, a, k]) * params.lot_size[k] * state.mark_price[e, k]
-            mm += position_mm(params, k, notional)
-    if state.account_kind[e, a] == UNIFIED:
-        debt = -wallet_balance(params, state, e, a)
-        if debt > 0:
-            mm += debt * params.borrow_mmr
-    return mm
+        p = state.pos[e, a, k]
+        if p == 0:
+            continue
+        lots = p * params.lot_size[k]
+        if params.market_kind[k] == PERP:
+            eq += lots * state.mark_price[e, k]
+            wallet += lots * state.entry[e, a, k]
+            mm += position_mm(params, k, abs(lots) * state.mark_price[e, k])
+        elif unified:
+            value = lots * state.collateral_price[e, k]
+            eq += value * params.collateral_ratio[k] if value > 0 else value
+    if unified and wallet < 0.0:
+        mm -= wallet * params.borrow_mmr
+    return eq, mm
 
 
-@kernel
+@inline_kernel
+def maintenance_margin(params, state, e, a):
+    """Total maintenance margin (see ``equity_and_mm``)."""
+    return equity_and_mm(params, state, e, a)[1]
+
+
+@inline_kernel
 def is_liquidatable(params, state, e, a):
     """Cross: equity < MM. Unified: uniMMR = equity / MM below the liquidation level."""
-    mm = maintenance_margin(params, state, e, a)
+    eq, mm = equity_and_mm(params, state, e, a)
     if mm <= 0.0:
         return False
-    eq = equity(params, state, e, a)
     if state.account_kind[e, a] == UNIFIED:
         return eq < params.unified_liquidation_level * mm
     return eq < mm
 
 
-@kernel
+@inline_kernel
 def exposure(state, e, a, k, extra_buy, extra_sell):
     """Worst-case |position| in lots if all resting (plus extra) orders on one side fill."""
     long_side = state.pos[e, a, k] + state.open_buy[e, a, k] + extra_buy
@@ -109,3 +126,13 @@ def initial_margin(params, state, e, a, k_extra, extra_buy, extra_sell):
             lots = exposure(state, e, a, k, 0, 0)
         im += lots * params.lot_size[k] * state.mark_price[e, k]
     return im / state.leverage[e, a]
+
+
+@kernel
+def count_liquidatable(params, state, e):
+    """How many accounts of env ``e`` are below their maintenance requirement."""
+    count = 0
+    for a in range(1, state.cash.shape[1]):
+        if is_liquidatable(params, state, e, a):
+            count += 1
+    return count

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from .._jit import kernel
+from .._jit import inline_kernel
 from .accounts import cancel_all_in_market, cancel_by_id, hold_resting, settle_matches
 from .book import best_price, can_rest, match, rest_order
 from .codes import (
@@ -41,7 +41,7 @@ from .codes import (
 from .margin import equity, exposure, initial_margin, wallet_balance
 
 
-@kernel
+@inline_kernel
 def band_ticks(params, state, e, k):
     """Lowest and highest limit price (ticks) the price band allows around mark."""
     mark = state.mark_price[e, k]
@@ -53,7 +53,7 @@ def band_ticks(params, state, e, k):
     return max(lo, 1), hi
 
 
-@kernel
+@inline_kernel
 def free_margin(params, state, e, a, k, extra_buy, extra_sell, spend, collateral_gain):
     """Equity left after initial margin, reserved spot cash and an order's cost.
 
@@ -71,7 +71,7 @@ def free_margin(params, state, e, a, k, extra_buy, extra_sell, spend, collateral
     return free
 
 
-@kernel
+@inline_kernel
 def _margin_status(params, state, e, a, k, side, lots, limit):
     if params.market_kind[k] == PERP:
         extra_buy = lots if side == BUY else 0
@@ -92,7 +92,7 @@ def _margin_status(params, state, e, a, k, side, lots, limit):
     return ACCEPTED
 
 
-@kernel
+@inline_kernel
 def _would_take(state, e, k, side, limit):
     if side == BUY:
         ask = best_price(state, e, k, ASK)
@@ -101,7 +101,7 @@ def _would_take(state, e, k, side, limit):
     return bid >= 0 and bid >= limit
 
 
-@kernel
+@inline_kernel
 def process_order(params, state, orders, r, results):
     """Apply order event ``orders[r]``; write status, order id and filled lots to ``results[r]``."""
     e = orders[r, O_ENV]

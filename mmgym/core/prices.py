@@ -9,12 +9,12 @@ index): ``w * last + (1 - w) * index``.
 
 from __future__ import annotations
 
-from .._jit import kernel
+from .._jit import inline_kernel, kernel
 from .book import best_price
 from .codes import ASK, BID, PERP
 
 
-@kernel
+@inline_kernel
 def median3(a, b, c):
     """Median of three numbers."""
     return max(min(a, b), min(max(a, b), c))

@@ -1,0 +1,220 @@
+"""Speed benchmark: ``python -m mmgym.bench``.
+
+Measures, on one core after compilation:
+
+* ``book``: mixed limit / cancel / market events applied to one L3 book;
+* ``orders``: limit and market orders through the full exchange path (band and
+  margin checks, matching, settlement, fees) in one ``advance`` call;
+* ``margin``: the maintenance-margin check over every account of an env.
+
+The same book stream also runs through the pure-Python reference exchange,
+and the ratio is printed, so figures can be compared across noisy machines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import time
+
+import numpy as np
+
+from .core import Exchange, ExchangeConfig, MarketConfig
+from .core.codes import (
+    ACCEPTED,
+    CANCEL,
+    LIMIT,
+    MARKET,
+    ORDER_COLUMNS,
+    R_ORDER_ID,
+    R_STATUS,
+    RESULT_COLUMNS,
+)
+from .core.margin import count_liquidatable
+from .core.state import allocate_state
+from .core.step import advance
+from .core.streams import apply_book_stream, book_event_stream
+
+# Market orders, base cancel probability, target live orders (see ``core.streams``).
+BOOK_MIX = (0.15, 0.35, 1000)
+BOOK_CONFIG = ExchangeConfig(
+    markets=(MarketConfig("BTCUSDT", tick_size=0.1, lot_size=0.001),),
+    n_accounts=16,
+    book_capacity=4096,
+    max_levels=1024,
+)
+
+
+def _best_of(repeat: int, fn) -> float:
+    best = float("inf")
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def bench_book(n_events: int, repeat: int, seed: int = 0) -> dict:
+    """Events per second of the jitted book on a seeded mixed stream."""
+    rng = np.random.default_rng(seed)
+    warm = book_event_stream(rng, 50_000)
+    events = book_event_stream(rng, n_events)
+    holder = {}
+
+    def run():
+        state = allocate_state(BOOK_CONFIG, 1)
+        apply_book_stream(state, 0, 0, warm, *BOOK_MIX)  # a realistic, non-empty book first
+        holder["start_orders"] = int(BOOK_CONFIG.book_capacity - state.n_free[0, 0])
+        t0 = time.perf_counter()
+        holder["counts"] = apply_book_stream(state, 0, 0, events, *BOOK_MIX)
+        holder["elapsed"] = time.perf_counter() - t0
+        holder["levels"] = state.n_levels[0, 0].tolist()
+        holder["end_orders"] = int(BOOK_CONFIG.book_capacity - state.n_free[0, 0])
+
+    run()  # compile
+    elapsed = float("inf")
+    for _ in range(repeat):
+        run()
+        elapsed = min(elapsed, holder["elapsed"])
+    fills, limits, cancels, markets, rejected = holder["counts"]
+    return {
+        "events": n_events,
+        "seconds": elapsed,
+        "events_per_s": n_events / elapsed,
+        "limits": int(limits),
+        "cancels": int(cancels),
+        "markets": int(markets),
+        "fills": int(fills),
+        "rejected_full": int(rejected),
+        "orders_start_end": (holder["start_orders"], holder["end_orders"]),
+        "levels_bid_ask_end": holder["levels"],
+    }
+
+
+def bench_orders(n_steps: int, repeat: int, seed: int = 0) -> dict:
+    """Events per second through the fused exchange step, quoting like market makers.
+
+    Each step, each of 16 accounts cancels by id the orders it rested the step
+    before and sends 20 new limit orders and 2 market orders; the time counted
+    is that of the ``advance`` calls (band and margin checks, matching,
+    settlement, fees, marking, the liquidation scan and statistics).
+    """
+    rng = np.random.default_rng(seed)
+    per_account = 22
+    accounts = np.repeat(np.arange(1, 17), per_account)
+    stream = book_event_stream(rng, n_steps * accounts.size, reference=1_000_000)
+    stream = stream.reshape(n_steps, accounts.size, -1)
+    index = np.full((1, 1), 100_000.0)
+
+    def run():
+        ex = Exchange(BOOK_CONFIG)
+        ex.open([100_000.0])
+        for a in range(1, 17):
+            ex.deposit(a, 1e9, leverage=10)
+        resting = np.zeros((0, ORDER_COLUMNS), np.int64)
+        elapsed, events, accepted = 0.0, 0, 0
+        for t in range(n_steps):
+            new = np.zeros((accounts.size, ORDER_COLUMNS), np.int64)
+            is_market = np.arange(accounts.size) % per_account >= per_account - 2
+            new[:, 2] = accounts
+            new[:, 3] = np.where(is_market, MARKET, LIMIT)
+            new[:, 4] = stream[t, :, 1]
+            new[:, 5] = np.where(is_market, 0, stream[t, :, 2])
+            new[:, 6] = np.where(is_market, stream[t, :, 3] // 2 + 1, stream[t, :, 3])
+            batch = np.ascontiguousarray(np.concatenate([resting, new]))
+            results = np.zeros((len(batch), RESULT_COLUMNS), np.int64)
+            t0 = time.perf_counter()
+            advance(ex.params, ex.state, batch, results, index)
+            elapsed += time.perf_counter() - t0
+            events += len(batch)
+            accepted += int((results[:, R_STATUS] == ACCEPTED).sum())
+            rested = results[len(resting) :, R_ORDER_ID] > 0
+            resting = np.zeros((int(rested.sum()), ORDER_COLUMNS), np.int64)
+            resting[:, 2] = new[rested, 2]
+            resting[:, 3] = CANCEL
+            resting[:, 7] = results[len(batch) - len(new) :, R_ORDER_ID][rested]
+        return elapsed, events, accepted
+
+    run()  # compile
+    best = min((run() for _ in range(repeat)), key=lambda r: r[0])
+    elapsed, events, accepted = best
+    return {
+        "steps": n_steps,
+        "events": events,
+        "accepted": accepted,
+        "seconds": elapsed,
+        "events_per_s": events / elapsed,
+    }
+
+
+def margin_exchange(n_accounts: int, seed: int = 0) -> Exchange:
+    """An env with ``n_accounts`` accounts holding random perp and collateral positions."""
+    config = ExchangeConfig(
+        markets=(
+            MarketConfig("BTCUSDT", tick_size=0.1, lot_size=0.001),
+            MarketConfig("ALTUSDT", tick_size=0.0001, lot_size=1.0, brackets="small_alt"),
+            MarketConfig("USDEUSDT", kind="spot", tick_size=0.0001, lot_size=1.0),
+        ),
+        n_accounts=n_accounts,
+        book_capacity=16,
+        max_levels=8,
+    )
+    ex = Exchange(config)
+    ex.open([100_000.0, 1.0, 1.0])
+    rng = np.random.default_rng(seed)
+    s = ex.state
+    s.cash[0, 1:] = rng.uniform(1e3, 1e5, n_accounts)
+    s.pos[0, 1:, 0] = rng.integers(-20_000, 20_000, n_accounts)
+    s.pos[0, 1:, 1] = rng.integers(-50_000, 50_000, n_accounts)
+    s.entry[0, 1:, 0] = rng.uniform(95_000, 105_000, n_accounts)
+    s.entry[0, 1:, 1] = rng.uniform(0.9, 1.1, n_accounts)
+    unified = rng.random(n_accounts) < 0.2
+    s.account_kind[0, 1:] = unified
+    s.pos[0, 1:, 2] = np.where(unified, rng.integers(0, 100_000, n_accounts), 0)
+    return ex
+
+
+def bench_margin(n_accounts: int, repeat: int) -> dict:
+    """Microseconds to check every account's maintenance margin once."""
+    ex = margin_exchange(n_accounts)
+    count = count_liquidatable(ex.params, ex.state, 0)  # compile
+    inner = 100
+    t = _best_of(repeat, lambda: [count_liquidatable(ex.params, ex.state, 0) for _ in range(inner)])
+    return {"accounts": n_accounts, "microseconds": t / inner * 1e6, "liquidatable": int(count)}
+
+
+def machine() -> str:
+    """One line describing this machine."""
+    return (
+        f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}, numpy {np.__version__}"
+    )
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m mmgym.bench", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--events", type=int, default=2_000_000, help="book events (default 2e6)")
+    parser.add_argument("--steps", type=int, default=2_000, help="exchange steps")
+    parser.add_argument("--accounts", type=int, default=10_000, help="accounts for margin")
+    parser.add_argument(
+        "--reference-events",
+        type=int,
+        default=100_000,
+        help="events through the pure-Python reference",
+    )
+    parser.add_argument("--repeat", type=int, default=3, help="take the best of this many runs")
+    args = parser.parse_args(argv)
+    print(f"machine: {machine()}")
+    book = bench_book(args.events, args.repeat)
+    print(f"book:    {book['events_per_s'] / 1e6:6.2f} M events/s  ({book})")
+    orders = bench_orders(args.steps, args.repeat)
+    print(f"orders:  {orders['events_per_s'] / 1e6:6.2f} M events/s  ({orders})")
+    margin = bench_margin(args.accounts, args.repeat)
+    print(f"margin:  {margin['microseconds']:6.1f} us for {args.accounts} accounts  ({margin})")
+
+
+if __name__ == "__main__":
+    main()

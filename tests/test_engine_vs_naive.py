@@ -1,0 +1,598 @@
+"""The numba engine against the pure-Python reference exchange in ``naive.py``.
+
+Random configurations, accounts, order streams and index paths (with sharp
+moves, so that liquidations, fund takeovers and auto-deleveraging happen) are
+fed to both; after every step the results, books, accounts, prices, fund,
+statistics and fill log must agree.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from naive import FUND, NaiveBookFull, NaiveExchange
+
+from mmgym.core import BookFullError, Exchange, ExchangeConfig, MarketConfig
+from mmgym.core.codes import (
+    ADL_FORMULA_NAMES,
+    ASK,
+    BID,
+    BUY,
+    CANCEL,
+    CANCEL_ALL,
+    ENV_STAT_NAMES,
+    IOC,
+    LIMIT,
+    MARKET,
+    MARKET_STAT_NAMES,
+    ORDER_COLUMNS,
+    PERP,
+    POST_ONLY,
+    S_ADL_COUNT,
+    S_LIQ_COUNT_LONG,
+    S_LIQ_COUNT_SHORT,
+    S_TAKEOVER_NOTIONAL,
+    SELL,
+)
+
+RTOL = 1e-9
+ATOL = 1e-6
+
+# --------------------------------------------------------------------------- scenarios
+
+SMALL_BRACKETS = (
+    (0.0, 100.0, 0.005),
+    (300.0, 50.0, 0.01),
+    (1000.0, 20.0, 0.025),
+    (3000.0, 10.0, 0.05),
+)
+ONE_TIER = ((0.0, 50.0, 0.02),)
+HIGH_MMR = ((0.0, 20.0, 0.05), (500.0, 10.0, 0.1))
+FEES = ((0.0, 0.0), (0.0002, 0.0005), (-0.0001, 0.0003), (0.001, 0.001))
+ORDER_KINDS = (LIMIT, LIMIT, LIMIT, LIMIT, POST_ONLY, IOC, MARKET, MARKET, CANCEL, CANCEL_ALL)
+
+
+class OrderSpec(NamedTuple):
+    """An order relative to the state it meets: turned into an int row at run time."""
+
+    market: int
+    account: int
+    kind: int
+    side: int
+    anchor: int  # 0: mark, 1: index clipped to the band, 2: best opposite (or mark)
+    units: int  # price offset in units of 0.25% of the anchor (at least one tick)
+    qty: int  # lots; -p: p% of what the account's equity buys at its leverage
+    ref: int  # cancels: which known order id (or a random id)
+
+
+@dataclass
+class Scenario:
+    config: ExchangeConfig
+    index0: list
+    deposits: list  # (account, cash, leverage, kind, {market: lots})
+    steps: list = field(default_factory=list)  # (index factors, [OrderSpec])
+
+
+@st.composite
+def market_configs(draw, name, kind):
+    maker_fee, taker_fee = draw(st.sampled_from(FEES))
+    return MarketConfig(
+        name,
+        kind=kind,
+        tick_size=draw(st.sampled_from([0.01, 0.1, 0.5])),
+        lot_size=draw(st.sampled_from([0.1, 1.0, 0.01])),
+        price_band=draw(st.sampled_from([0.05, 0.1, 0.25, 0.02])),
+        maker_fee=maker_fee,
+        taker_fee=taker_fee,
+        liquidation_fee=draw(st.sampled_from([0.0125, 0.0, 0.05])),
+        brackets=draw(
+            st.sampled_from([SMALL_BRACKETS, ONE_TIER, HIGH_MMR, "small_alt", "btcusdt"])
+        ),
+        collateral_ratio=draw(st.sampled_from([0.9, 0.5, 1.0])),
+        collateral_pricing=draw(st.sampled_from(["internal_book", "conversion", 0.5])),
+        liquidation_cap=draw(st.sampled_from([math.inf, math.inf, 300.0, 30.0])),
+        fund_unwind_cap=draw(st.sampled_from([math.inf, 0.0, 200.0])),
+    )
+
+
+@st.composite
+def order_specs(draw, n_markets, n_accounts):
+    return OrderSpec(
+        market=draw(st.integers(0, n_markets - 1)),
+        account=draw(st.integers(1, n_accounts)),
+        kind=draw(st.sampled_from(ORDER_KINDS)),
+        side=draw(st.sampled_from([BUY, SELL])),
+        anchor=draw(st.sampled_from([0, 0, 1, 2])),
+        units=draw(st.integers(-6, 6)),
+        qty=draw(st.one_of(st.integers(1, 20), st.integers(1, 300), st.integers(-100, -10))),
+        ref=draw(st.integers(0, 10**6)),
+    )
+
+
+INDEX_MOVES = st.one_of(
+    st.just(1.0),
+    st.sampled_from([0.995, 1.005, 0.98, 1.02]),
+    st.sampled_from([0.6, 0.8, 0.9, 1.1, 1.25, 1.6]),
+    st.floats(0.5, 2.0),
+)
+
+
+@st.composite
+def scenarios(draw, max_steps=12, max_orders=8):
+    n_markets = draw(st.integers(1, 3))
+    spot = draw(st.booleans())  # sometimes the last market is spot
+    kinds = ["perp"] * n_markets
+    if spot:
+        kinds[-1] = "spot"
+    markets = tuple(draw(market_configs(f"M{k}", kind)) for k, kind in enumerate(kinds))
+    n_accounts = draw(st.integers(2, 5))
+    tiny_book = draw(st.integers(0, 5)) == 0
+    borrow_mmr, borrow_imr = draw(st.sampled_from([(0.05, 0.1), (0.0, 0.0), (0.1, 0.3)]))
+    config = ExchangeConfig(
+        markets=markets,
+        n_accounts=n_accounts,
+        book_capacity=draw(st.integers(2, 6)) if tiny_book else 64,
+        max_levels=draw(st.integers(1, 3)) if tiny_book else 32,
+        basis_window=draw(st.sampled_from([1, 2, 5])),
+        fund_takeover_limit=draw(st.sampled_from([1.0, 0.0, 0.5, 10.0])),
+        unified_liquidation_level=draw(st.sampled_from([1.05, 1.0, 1.5])),
+        borrow_mmr=borrow_mmr,
+        borrow_imr=borrow_imr,
+        adl_formula=draw(st.sampled_from(ADL_FORMULA_NAMES)),
+        adl_refresh_steps=draw(st.sampled_from([1, 2, 5])),
+        fill_log_capacity=draw(st.sampled_from([4096, 7])),
+        insurance_fund=draw(st.sampled_from([1e6, 0.0, 10.0, 1000.0])),
+    ).validated()
+    index0 = [draw(st.sampled_from([100.0, 20.0, 250.0])) for _ in range(n_markets)]
+    deposits = []
+    for a in range(1, n_accounts + 1):
+        holdings = {}
+        if spot and draw(st.integers(0, 2)):
+            holdings[n_markets - 1] = draw(st.integers(1, 500))
+        deposits.append(
+            (
+                a,
+                draw(st.sampled_from([5000.0, 100.0, 20.0, 500.0, 0.0, 50000.0])),
+                draw(st.sampled_from([20.0, 1.0, 2.0, 10.0, 50.0, 100.0])),
+                draw(
+                    st.sampled_from(["cross", "unified"] if spot else ["cross"] * 3 + ["unified"])
+                ),
+                holdings,
+            )
+        )
+    n_steps = draw(st.integers(1, max_steps))
+    steps = [
+        (
+            [draw(INDEX_MOVES) for _ in range(n_markets)],
+            draw(st.lists(order_specs(n_markets, n_accounts), max_size=max_orders)),
+        )
+        for _ in range(n_steps)
+    ]
+    if draw(st.booleans()):
+        # Open with a maker's ladder in every market taken by the other accounts,
+        # so that most examples start with positions at risk.
+        maker = draw(st.integers(1, n_accounts))
+        depth = draw(st.integers(1, 50))
+        opening = [
+            OrderSpec(k, maker, LIMIT, side, 0, -side * i, depth, 0)
+            for k in range(n_markets)
+            for i in range(1, 5)
+            for side in (BUY, SELL)
+        ]
+        for a in range(1, n_accounts + 1):
+            if a != maker:
+                k = draw(st.integers(0, n_markets - 1))
+                side = draw(st.sampled_from([BUY, SELL]))
+                qty = draw(st.integers(-100, -50))
+                opening.append(OrderSpec(k, a, MARKET, side, 0, 0, qty, 0))
+        steps[0] = (steps[0][0], opening + steps[0][1])
+    return Scenario(config, index0, deposits, steps)
+
+
+def spec_row(ex: Exchange, spec: OrderSpec, known: list, e: int = 0) -> list:
+    """The order row of ``spec`` in env ``e`` given its state and the ids seen so far.
+
+    Reads the engine's state only (so the conservation tests can use it alone);
+    in the comparison the naive state is identical anyway.
+    """
+    s, p = ex.state, ex.params
+    k, a = spec.market, spec.account
+    if spec.kind == CANCEL:
+        live = [
+            (int(s.order_id[e, j, o]), j, int(s.order_owner[e, j, o]))
+            for j in range(s.order_id.shape[1])
+            for o in np.flatnonzero(s.order_id[e, j])
+        ]
+        if live and spec.ref % 4 in (1, 2):  # a live order, cancelled by its owner
+            oid, k, a = live[spec.ref % len(live)]
+            return [e, k, a, CANCEL, 0, 0, 0, oid]
+        if known and spec.ref % 4 == 3:  # an id seen before, maybe dead, maybe not ours
+            return [e, k, a, CANCEL, 0, 0, 0, known[spec.ref % len(known)][0]]
+        return [e, k, a, CANCEL, 0, 0, 0, spec.ref + 1]
+    tick, lot = float(p.tick_size[k]), float(p.lot_size[k])
+    index, mark = float(s.index_price[e, k]), float(s.mark_price[e, k])
+    if spec.anchor == 1:  # follow the index, within the band
+        band = float(p.price_band[k])
+        anchor = min(max(index, mark * (1 - band)), mark * (1 + band))
+    elif spec.anchor == 2:  # the best opposite price
+        slot = ASK if spec.side == BUY else BID
+        n = s.n_levels[e, k, slot]
+        anchor = float(s.level_price[e, k, slot, n - 1]) * tick if n else mark
+    else:
+        anchor = mark
+    unit = max(1, round(anchor * 0.0025 / tick))
+    price = max(1, round(anchor / tick) + spec.units * unit)
+    qty = spec.qty
+    if qty < 0:  # a share of the account's buying power (roughly: equity at mark)
+        perp = p.market_kind == PERP
+        equity = s.cash[e, a] + (s.pos[e, a, perp] * p.lot_size[perp] * s.mark_price[e, perp]).sum()
+        qty = math.floor(-qty / 100 * max(equity, 0.0) * s.leverage[e, a] / (lot * mark))
+        qty = min(max(qty, 1), 10**6)
+    return [e, k, a, spec.kind, spec.side, price, qty, 0]
+
+
+# --------------------------------------------------------------------------- comparison
+
+
+def _close(name, engine, naive):
+    engine = np.asarray(engine, dtype=np.float64)
+    naive = np.asarray(naive, dtype=np.float64).reshape(engine.shape)
+    ok = np.isclose(engine, naive, rtol=RTOL, atol=ATOL, equal_nan=True)
+    assert ok.all(), f"{name}: engine {engine[~ok]} != naive {naive[~ok]} at {np.argwhere(~ok)}"
+
+
+def _equal(name, engine, naive):
+    engine = np.asarray(engine)
+    naive = np.asarray(naive, dtype=engine.dtype).reshape(engine.shape)
+    assert np.array_equal(engine, naive), f"{name}: engine {engine.tolist()} != {naive.tolist()}"
+
+
+def engine_levels(state, k, slot):
+    """Levels best first as (price, qty, [(order id, qty, owner), ...])."""
+    out = []
+    for i in range(state.n_levels[0, k, slot] - 1, -1, -1):
+        orders = []
+        o = state.level_head[0, k, slot, i]
+        while o >= 0:
+            orders.append(
+                (int(state.order_id[0, k, o]), int(state.order_qty[0, k, o]),
+                 int(state.order_owner[0, k, o]))
+            )  # fmt: skip
+            o = state.order_next[0, k, o]
+        out.append((int(state.level_price[0, k, slot, i]), int(state.level_qty[0, k, slot, i]),
+                    orders))  # fmt: skip
+    return out
+
+
+def naive_levels(book, side):
+    return [
+        (lv.price, lv.qty, [(o.oid, o.qty, o.owner) for o in lv.queue])
+        for lv in book.levels_best_first(side)
+    ]
+
+
+def assert_same_state(ex: Exchange, nv: NaiveExchange, where: str = ""):
+    s = ex.state
+    for k, m in enumerate(nv.markets):
+        for slot, side, name in ((BID, BUY, "bids"), (ASK, SELL, "asks")):
+            levels = naive_levels(m.book, side)
+            assert engine_levels(s, k, slot) == levels, f"{where} book {k} {name}"
+            book = ex.book(k)[name]
+            assert len(book) == len(levels), f"{where} book({k})"
+            coins = [(p * m.tick, q * m.lot) for p, q, _ in levels]
+            _close(f"{where} book({k}) {name}", book, coins)
+        free = s.free_slots[0, k, : s.n_free[0, k]].tolist()
+        assert free == m.book.free, f"{where} free slots of book {k}"
+    accs = nv.accounts
+    for name in ("cash", "reserved_quote", "fees_paid", "realised_pnl", "leverage"):
+        _close(f"{where} {name}", getattr(s, name)[0], [getattr(acc, name) for acc in accs])
+    _close(f"{where} entry", s.entry[0], [acc.entry for acc in accs])
+    for name in ("pos", "open_buy", "open_sell", "adl_quantile"):
+        _equal(f"{where} {name}", getattr(s, name)[0], [getattr(acc, name) for acc in accs])
+    _equal(f"{where} in_liquidation", s.in_liquidation[0], [acc.in_liquidation for acc in accs])
+    _equal(f"{where} account_kind", s.account_kind[0], [acc.kind for acc in accs])
+    mk = nv.markets
+    for name, attr in (
+        ("index_price", "index"),
+        ("mark_price", "mark"),
+        ("last_price", "last"),
+        ("collateral_price", "collateral"),
+        ("liq_budget", "liq_budget"),
+        ("unwind_budget", "unwind_budget"),
+    ):
+        _close(f"{where} {name}", getattr(s, name)[0], [getattr(m, attr) for m in mk])
+    _close(f"{where} basis_ring", s.basis_ring[0], [m.ring for m in mk])
+    _equal(f"{where} open_interest", s.open_interest[0], [m.open_interest for m in mk])
+    _close(f"{where} fees_collected", s.fees_collected[0], nv.fees_collected)
+    _close(f"{where} socialised_loss", s.socialised_loss[0], nv.socialised_loss)
+    _close(f"{where} fund_payout", s.fund_payout[0], nv.fund_payout)
+    _equal(f"{where} step", s.step[0], nv.step_no)
+    _equal(f"{where} next_order_seq", s.next_order_seq[0], nv.seq)
+    _equal(f"{where} n_fills", s.n_fills[0], len(nv.fill_log))
+    _close(f"{where} market_stats", s.market_stats[0], [m.stats for m in mk])
+    _close(f"{where} env_stats", s.env_stats[0], nv.env_stats)
+    stats = ex.market_stats()
+    for k, m in enumerate(mk):
+        row = stats[nv.config.markets[k].name]
+        _close(f"{where} market_stats()[{k}]", [row[n] for n in MARKET_STAT_NAMES], m.stats)
+    env = ex.env_stats()
+    _close(f"{where} env_stats()", [env[n] for n in ENV_STAT_NAMES], nv.env_stats)
+    fills = nv.fills()
+    _equal(f"{where} fills", ex.fills(), np.array(fills, np.int64).reshape(len(fills), 8))
+
+
+# --------------------------------------------------------------------------- runner
+
+
+class Counts(dict):
+    """How often each interesting event happened (summed over steps and markets)."""
+
+    def add(self, key, n=1):
+        self[key] = self.get(key, 0) + n
+
+
+def make_pair(config, index0, deposits):
+    ex, nv = Exchange(config, 1), NaiveExchange(config)
+    ex.open(index0)
+    nv.open(index0)
+    for a, cash, leverage, kind, holdings in deposits:
+        coins = {k: lots * config.markets[k].lot_size for k, lots in holdings.items()}
+        ex.deposit(a, cash, leverage=leverage, kind=kind, holdings=coins)
+        nv.deposit(a, cash, leverage=leverage, kind=kind, holdings=holdings)
+    return ex, nv
+
+
+def step_both(ex, nv, rows, index, counts, where):
+    """One step of both exchanges; returns the naive results (``None`` if it was cut short)."""
+    batch = np.array(rows, np.int64).reshape(len(rows), ORDER_COLUMNS)
+    engine_full = naive_full = False
+    try:
+        engine_results = ex.step(batch, index)
+    except BookFullError:
+        engine_full = True
+    try:
+        naive_results = nv.step(rows, index)
+    except NaiveBookFull as err:
+        naive_full = True
+        naive_results = err.results
+    assert engine_full == naive_full, f"{where}: BookFullError engine {engine_full}"
+    if engine_full:
+        counts.add("book_full")
+    else:
+        _equal(f"{where} results", engine_results, naive_results)
+    assert_same_state(ex, nv, where)
+    for m in nv.markets:
+        counts.add("liquidations", m.stats[S_LIQ_COUNT_LONG] + m.stats[S_LIQ_COUNT_SHORT])
+        counts.add("takeovers", m.stats[S_TAKEOVER_NOTIONAL] > 0)
+        counts.add("adl", m.stats[S_ADL_COUNT])
+        counts.add("collateral_sales", (not m.perp) and m.stats[S_LIQ_COUNT_LONG] > 0)
+    return naive_results
+
+
+def run_scenario(sc: Scenario, counts: Counts | None = None) -> Counts:
+    counts = Counts() if counts is None else counts
+    ex, nv = make_pair(sc.config, sc.index0, sc.deposits)
+    assert_same_state(ex, nv, "after deposits")
+    index = list(sc.index0)
+    known = []  # (order id, market, owner) of every order that rested
+    fills_before = 0
+    for t, (moves, specs) in enumerate(sc.steps):
+        index = [min(max(p * f, 0.01), 1e7) for p, f in zip(index, moves, strict=True)]
+        rows = [spec_row(ex, spec, known) for spec in specs]
+        results = step_both(ex, nv, rows, index, counts, f"step {t}")
+        for row, res in zip(rows, results, strict=True):
+            if res[1] > 0:
+                known.append((res[1], row[1], row[2]))
+        counts.add("fills", len(nv.fill_log) - fills_before)
+        fills_before = len(nv.fill_log)
+    return counts
+
+
+# --------------------------------------------------------------------------- tests
+
+
+@settings(
+    max_examples=120,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+@given(scenarios())
+def test_engine_matches_naive(sc):
+    run_scenario(sc)
+
+
+def test_random_streams_exercise_liquidation_paths():
+    """The comparison is not vacuous: derandomized examples liquidate, take over, deleverage."""
+    counts = Counts()
+
+    @settings(
+        max_examples=60,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(scenarios(max_steps=20))
+    def sweep(sc):
+        run_scenario(sc, counts)
+
+    sweep()
+    for key in ("liquidations", "takeovers", "adl", "book_full", "fills"):
+        assert counts.get(key, 0) > 0, counts
+
+
+def _order(k, a, kind, side, price_ticks, qty, ref=0):
+    return [0, k, a, kind, side, price_ticks, qty, ref]
+
+
+def forced_cascade(formula):
+    """Hand-made crash: book walk, fund takeover up to its limit, ADL, unified collateral sale.
+
+    Returns ``(config, index0, deposits, steps)`` with steps ``(index, rows)``.
+    """
+    perp = MarketConfig(
+        "PERP", tick_size=0.01, lot_size=1.0, price_band=0.5, brackets=SMALL_BRACKETS
+    )
+    spot = MarketConfig(
+        "SPOT", kind="spot", tick_size=0.01, lot_size=1.0, price_band=0.5, collateral_ratio=0.9
+    )
+    config = ExchangeConfig(
+        markets=(perp, spot),
+        n_accounts=7,
+        basis_window=1,
+        insurance_fund=300.0,
+        fund_takeover_limit=1.0,
+        adl_formula=formula,
+        adl_refresh_steps=1,
+    )
+    deposits = [
+        (1, 1e6, 5.0, "cross", {}),  # market maker
+        (2, 100.0, 20.0, "cross", {}),  # long 10 @ 100
+        (3, 250.0, 20.0, "cross", {}),  # long 20 @ 100
+        (4, 2000.0, 5.0, "cross", {}),  # short 30 @ 100
+        (5, 50000.0, 5.0, "cross", {}),  # short 20 @ 100
+        (6, 0.0, 20.0, "unified", {1: 3}),  # long 10 @ 100 on spot collateral
+        (7, 1e6, 1.0, "cross", {1: 1000}),  # sets the last price
+    ]
+    p = 10_000  # 100.00 in ticks
+    steps = [
+        (
+            [100.0, 100.0],
+            [
+                _order(0, 4, LIMIT, SELL, p, 30),
+                _order(0, 5, LIMIT, SELL, p, 20),
+                _order(0, 2, MARKET, BUY, 0, 10),
+                _order(0, 3, MARKET, BUY, 0, 20),
+                _order(0, 6, MARKET, BUY, 0, 10),
+                _order(0, 1, LIMIT, BUY, p - 10, 5),
+                _order(0, 1, LIMIT, SELL, p + 10, 5),
+                _order(1, 1, LIMIT, BUY, p - 10, 5),
+                _order(1, 1, LIMIT, SELL, p + 10, 5),
+            ],
+        ),
+        (
+            [75.0, 75.0],
+            [
+                _order(0, 1, CANCEL_ALL, 0, 0, 0),
+                _order(1, 1, CANCEL_ALL, 0, 0, 0),
+                _order(0, 1, LIMIT, BUY, 7490, 2),
+                _order(0, 1, LIMIT, SELL, 7510, 2),
+                _order(0, 7, LIMIT, SELL, 7500, 1),
+                _order(0, 1, LIMIT, BUY, 7500, 1),
+                _order(1, 1, LIMIT, BUY, 7400, 3),
+                _order(1, 1, LIMIT, SELL, 7510, 2),
+                _order(1, 7, LIMIT, SELL, 7500, 1),
+                _order(1, 1, LIMIT, BUY, 7500, 1),
+            ],
+        ),
+        ([75.0, 75.0], [_order(1, 1, LIMIT, BUY, 7400, 50)]),
+        ([75.0, 75.0], []),
+    ]
+    return config, [100.0, 100.0], deposits, steps
+
+
+@pytest.mark.parametrize("formula", ADL_FORMULA_NAMES)
+def test_forced_cascade_matches_naive(formula):
+    config, index0, deposits, steps = forced_cascade(formula)
+    ex, nv = make_pair(config, index0, deposits)
+    counts = Counts()
+    for t, (index, rows) in enumerate(steps):
+        step_both(ex, nv, rows, index, counts, f"step {t}")
+    assert nv.accounts[2].pos[0] == 0 and nv.accounts[3].pos[0] == 0
+    assert counts.get("liquidations", 0) >= 3, counts
+    assert counts.get("takeovers", 0) > 0, counts
+    assert counts.get("adl", 0) > 0, counts
+    assert counts.get("collateral_sales", 0) > 0, counts
+    assert nv.accounts[FUND].pos[0] > 0
+
+
+def forced_partial_and_tie(formula):
+    """A partial cut to the lower bracket that heals the account; ADL ties go to the lower id."""
+    perp = MarketConfig(
+        "PERP",
+        tick_size=0.01,
+        lot_size=1.0,
+        price_band=0.5,
+        maker_fee=0.0,
+        taker_fee=0.0,
+        liquidation_fee=0.0,
+        brackets=SMALL_BRACKETS,
+    )
+    config = ExchangeConfig(
+        markets=(perp,),
+        n_accounts=6,
+        basis_window=1,
+        fund_takeover_limit=0.0,
+        adl_formula=formula,
+        adl_refresh_steps=1,
+    )
+    deposits = [
+        (1, 1e6, 5.0, "cross", {}),  # market maker
+        (2, 120.0, 20.0, "cross", {}),  # long 20 @ 100: tier 2, partial cut of 10
+        (3, 160.0, 20.0, "cross", {}),  # long 30 @ 100: bankrupt, all to ADL
+        (4, 5000.0, 5.0, "cross", {}),  # short 25 @ 100
+        (5, 5000.0, 5.0, "cross", {}),  # short 25 @ 100, identical to account 4
+        (6, 1e6, 1.0, "cross", {}),  # sets the last price
+    ]
+    steps = [
+        (
+            [100.0],
+            [
+                _order(0, 4, LIMIT, SELL, 10_000, 25),
+                _order(0, 5, LIMIT, SELL, 10_000, 25),
+                _order(0, 2, MARKET, BUY, 0, 20),
+                _order(0, 3, MARKET, BUY, 0, 30),
+            ],
+        ),
+        (
+            [95.0],
+            [
+                _order(0, 1, LIMIT, BUY, 9490, 10),
+                _order(0, 1, LIMIT, SELL, 9510, 5),
+                _order(0, 1, LIMIT, BUY, 9500, 1),
+                _order(0, 6, IOC, SELL, 9500, 1),
+            ],
+        ),
+        ([95.0], []),
+    ]
+    return config, [100.0], deposits, steps
+
+
+@pytest.mark.parametrize("formula", ADL_FORMULA_NAMES)
+def test_partial_liquidation_and_adl_tie_match_naive(formula):
+    config, index0, deposits, steps = forced_partial_and_tie(formula)
+    ex, nv = make_pair(config, index0, deposits)
+    counts = Counts()
+    for t, (index, rows) in enumerate(steps):
+        step_both(ex, nv, rows, index, counts, f"step {t}")
+        if t == 0:
+            assert [acc.pos[0] for acc in nv.accounts] == [0, 0, 20, 30, -25, -25, 0]
+    positions = [acc.pos[0] for acc in nv.accounts]
+    # Account 2 sold 10 to the maker and is healthy again; account 3's 30 lots were
+    # auto-deleveraged against the tied shorts, account 4 (lower id) first.
+    assert positions == [0, 11, 10, 0, 0, -20, -1], positions
+    assert nv.accounts[2].in_liquidation == 0
+    assert counts.get("adl", 0) == 2
+
+
+def test_naive_is_independent_of_engine_kernels():
+    """naive.py imports only the standard library, the integer codes and the config."""
+    import ast
+
+    import naive
+
+    with open(naive.__file__) as fh:
+        tree = ast.parse(fh.read())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            imported.add(node.module)
+    assert imported <= {"__future__", "math", "mmgym.core.codes", "mmgym.core.config"}, imported
