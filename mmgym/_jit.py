@@ -3,9 +3,17 @@
 Kernels are compiled with ``cache=True`` so that a second process starts fast.
 When no cache location is writable numba refuses ``cache=True`` at decoration
 time; we then compile without a cache rather than fail the import.
+
+Numba validates a cached kernel against its own source file only, so a kernel
+that calls (or inlines) helpers from other files would survive an edit of
+those helpers. Every cached kernel here is stamped with a hash of the whole
+package's source instead: any edit recompiles everything.
 """
 
 from __future__ import annotations
+
+import hashlib
+from pathlib import Path
 
 import numba
 
@@ -15,11 +23,25 @@ import numba
 _OPTIONS = {"nogil": True, "error_model": "numpy", "boundscheck": False, "_nrt": False}
 
 
+def _package_stamp() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+_STAMP = _package_stamp()
+
+
 def _compile(fn, options):
     try:
-        return numba.njit(cache=True, **options)(fn)
+        dispatcher = numba.njit(cache=True, **options)(fn)
     except RuntimeError:  # no writable cache locator
         return numba.njit(cache=False, **options)(fn)
+    cache_file = getattr(getattr(dispatcher, "_cache", None), "_cache_file", None)
+    if cache_file is not None and hasattr(cache_file, "_source_stamp"):
+        cache_file._source_stamp = _STAMP
+    return dispatcher
 
 
 def kernel(fn):
@@ -30,7 +52,7 @@ def kernel(fn):
 def inline_kernel(fn):
     """Like ``kernel``, but inlined into its callers at numba IR level.
 
-    Small helpers that take the whole state tuple are inlined: a call would
-    otherwise pass every array of the state by value.
+    Small helpers that take the whole state tuple are inlined: a call passes
+    every array of the state as separate arguments.
     """
     return _compile(fn, {**_OPTIONS, "inline": "always"})
