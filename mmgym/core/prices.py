@@ -2,7 +2,8 @@
 
 Mark = median(index * (1 + funding term), index + moving average of
 (mid - index) over ``basis_window`` steps, last trade). Funding is not
-simulated, so the first component is the index itself. A spot market's
+simulated, so the first component is the index itself (``book_price`` says
+what "mid" is when a side of the book is empty). A spot market's
 collateral price blends its own last trade with its conversion value (the
 index): ``w * last + (1 - w) * index``.
 """
@@ -20,6 +21,19 @@ def median3(a, b, c):
     return max(min(a, b), min(max(a, b), c))
 
 
+@inline_kernel
+def book_price(bid, ask, last, tick):
+    """The book's price: the mid, or with one side empty the last trade moved to the
+    remaining best quote when that quote undercuts it (such a last trade is stale)."""
+    if bid >= 0 and ask >= 0:
+        return 0.5 * (bid + ask) * tick
+    if ask >= 0:
+        return min(last, ask * tick)
+    if bid >= 0:
+        return max(last, bid * tick)
+    return last
+
+
 @kernel
 def update_prices(params, state, e):
     """Refresh mark and collateral prices from the index, the books and the last trades."""
@@ -31,8 +45,7 @@ def update_prices(params, state, e):
         last = state.last_price[e, k]
         bid = best_price(state, e, k, BID)
         ask = best_price(state, e, k, ASK)
-        reference = 0.5 * (bid + ask) * params.tick_size[k] if bid >= 0 and ask >= 0 else last
-        state.basis_ring[e, k, slot] = reference - index
+        state.basis_ring[e, k, slot] = book_price(bid, ask, last, params.tick_size[k]) - index
         basis = state.basis_ring[e, k].sum() / samples
         state.mark_price[e, k] = median3(index, index + basis, last)
         if params.market_kind[k] != PERP:
