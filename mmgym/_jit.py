@@ -6,8 +6,9 @@ time; we then compile without a cache rather than fail the import.
 
 Numba validates a cached kernel against its own source file only, so a kernel
 that calls (or inlines) helpers from other files would survive an edit of
-those helpers. Every cached kernel here is stamped with a hash of the whole
-package's source instead: any edit recompiles everything.
+those helpers. Every cached kernel here is stamped with a hash of all kernel
+modules and the constants modules instead: any edit to them recompiles
+everything, while edits to pure-Python modules do not.
 """
 
 from __future__ import annotations
@@ -23,10 +24,17 @@ import numba
 _OPTIONS = {"nogil": True, "error_model": "numpy", "boundscheck": False, "_nrt": False}
 
 
+# Modules whose constants kernels read (numba freezes globals at compile time).
+_CONSTANT_MODULES = ("codes.py", "state.py")
+
+
 def _package_stamp() -> str:
+    """Hash of every module that defines kernels, of the constants modules and of this one."""
     digest = hashlib.sha256()
     for path in sorted(Path(__file__).parent.rglob("*.py")):
-        digest.update(path.read_bytes())
+        text = path.read_bytes()
+        if b"_jit import" in text or path.name in _CONSTANT_MODULES or path == Path(__file__):
+            digest.update(text)
     return digest.hexdigest()
 
 

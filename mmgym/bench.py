@@ -5,7 +5,9 @@ Measures, on one core after compilation:
 * ``book``: mixed limit / cancel / market events applied to one L3 book;
 * ``orders``: limit and market orders through the full exchange path (band and
   margin checks, matching, settlement, fees) in one ``advance`` call;
-* ``margin``: the maintenance-margin check over every account of an env.
+* ``margin``: the maintenance-margin check over every account of an env;
+* ``oct10``: the full ``oct10`` scenario (5,000 leveraged accounts, 5 maker
+  firms, 9,000 one-second steps) with its scripted population.
 
 The same book stream also runs through the pure-Python reference exchange,
 and the ratio is printed, so figures can be compared across noisy machines.
@@ -184,6 +186,29 @@ def bench_margin(n_accounts: int, repeat: int) -> dict:
     return {"accounts": n_accounts, "microseconds": t / inner * 1e6, "liquidatable": int(count)}
 
 
+def bench_scenario(name: str, repeat: int) -> dict:
+    """Wall time of a whole scenario run after compilation, with steps and orders per second."""
+    from .scenario import run
+
+    run(name, seed=0, steps=10)  # compile
+    best = None
+    for seed in range(repeat):
+        result = run(name, seed=seed)
+        if best is None or result.seconds < best.seconds:
+            best = result
+    scenario = best.scenario
+    return {
+        "scenario": name,
+        "steps": scenario.steps,
+        "accounts": scenario.population.leveraged.count,
+        "maker_firms": scenario.population.makers.firms,
+        "seconds": best.seconds,
+        "steps_per_s": scenario.steps / best.seconds,
+        "orders": best.orders,
+        "orders_per_s": best.orders / best.seconds,
+    }
+
+
 def machine() -> str:
     """One line describing this machine."""
     return (
@@ -214,6 +239,11 @@ def main(argv=None) -> None:
     print(f"orders:  {orders['events_per_s'] / 1e6:6.2f} M events/s  ({orders})")
     margin = bench_margin(args.accounts, args.repeat)
     print(f"margin:  {margin['microseconds']:6.1f} us for {args.accounts} accounts  ({margin})")
+    oct10 = bench_scenario("oct10", args.repeat)
+    print(
+        f"oct10:   {oct10['seconds']:6.2f} s for {oct10['steps']} steps, "
+        f"{oct10['orders_per_s'] / 1e6:.2f} M orders/s  ({oct10})"
+    )
 
 
 if __name__ == "__main__":

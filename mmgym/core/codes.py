@@ -35,6 +35,8 @@ REJECT_BALANCE = 4  # spot sell beyond holdings
 REJECT_UNKNOWN_ORDER = 5
 REJECT_BOOK_FULL = 6
 REJECT_IN_LIQUIDATION = 7
+REJECT_HALTED = 8
+REJECT_POSITION_LIMIT = 9
 STATUS_NAMES = (
     "accepted",
     "price_band",
@@ -44,6 +46,8 @@ STATUS_NAMES = (
     "unknown_order",
     "book_full",
     "account_in_liquidation",
+    "market_halted",
+    "position_limit",
 )
 
 # Columns of an order batch (int64 array, one row per event).
@@ -115,11 +119,19 @@ MARKET_STAT_NAMES = (
 )
 
 # Per-env statistics.
-E_INSURANCE_FUND, E_FUND_PAYOUT, E_SOCIALISED_LOSS, E_FEES, E_ACCOUNTS_IN_LIQ = range(5)
+(
+    E_INSURANCE_FUND,
+    E_FUND_PAYOUT,
+    E_SOCIALISED_LOSS,
+    E_FEES,
+    E_ACCOUNTS_IN_LIQ,
+    E_FUND_UTILISATION,
+) = range(6)
 ENV_STAT_NAMES = (
     "insurance_fund",
     "fund_payout",
     "socialised_loss",
     "fees_collected",
     "accounts_in_liquidation",
+    "fund_utilisation",
 )

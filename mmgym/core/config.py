@@ -55,6 +55,11 @@ class MarketConfig:
     collateral price blends the market's own book (last trade) with its
     conversion (index) value: ``w * last + (1 - w) * index`` and ``w`` is 1 for
     ``internal_book``, 0 for ``conversion`` or the number given.
+
+    ``position_limit`` caps each account's position notional (orders that would
+    exceed it are rejected); ``circuit_breaker`` > 0 halts the market for
+    ``breaker_halt`` steps when its mark moves more than that fraction from the
+    reference taken every ``breaker_window`` steps.
     """
 
     name: str
@@ -70,6 +75,8 @@ class MarketConfig:
     collateral_pricing: str | float = "internal_book"
     liquidation_cap: float = math.inf
     fund_unwind_cap: float = math.inf
+    position_limit: float = math.inf
+    circuit_breaker: float = 0.0
 
     @property
     def book_weight(self) -> float:
@@ -108,6 +115,8 @@ class MarketConfig:
             check_number(f"{where}.collateral_pricing", pricing, 0.0, 1.0)
         check_number(f"{where}.liquidation_cap", self.liquidation_cap, 0.0, math.inf, lo_open=True)
         check_number(f"{where}.fund_unwind_cap", self.fund_unwind_cap, 0.0, math.inf)
+        check_number(f"{where}.position_limit", self.position_limit, 0.0, math.inf, lo_open=True)
+        check_number(f"{where}.circuit_breaker", self.circuit_breaker, 0.0, 1.0)
         return dataclasses.replace(self, brackets=brackets)
 
 
@@ -133,6 +142,8 @@ class ExchangeConfig:
     adl_refresh_steps: int = 30
     fill_log_capacity: int = 4096
     insurance_fund: float = 1_000_000.0
+    breaker_window: int = 300
+    breaker_halt: int = 300
 
     @property
     def n_markets(self) -> int:
@@ -165,6 +176,8 @@ class ExchangeConfig:
         check_number("adl_refresh_steps", self.adl_refresh_steps, 1, 10_000_000, integer=True)
         check_number("fill_log_capacity", self.fill_log_capacity, 1, 100_000_000, integer=True)
         check_number("insurance_fund", self.insurance_fund, 0.0)
+        check_number("breaker_window", self.breaker_window, 1, 10_000_000, integer=True)
+        check_number("breaker_halt", self.breaker_halt, 1, 10_000_000, integer=True)
         return dataclasses.replace(self, markets=markets)
 
     @classmethod

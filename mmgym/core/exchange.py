@@ -24,7 +24,7 @@ from .codes import (
 )
 from .config import ExchangeConfig
 from .params import build_params
-from .state import allocate_state
+from .state import allocate_state, open_markets
 from .step import advance
 
 _COLUMN_NAMES = ("env", "market", "account", "kind", "side", "price", "qty", "ref")
@@ -108,14 +108,7 @@ class Exchange:
 
     def open(self, index_prices) -> None:
         """Set every market's index, mark, last and collateral price before trading starts."""
-        prices = self._index_array(index_prices, "index_prices")
-        for arr in (
-            self.state.index_price,
-            self.state.mark_price,
-            self.state.last_price,
-            self.state.collateral_price,
-        ):
-            arr[:] = prices
+        open_markets(self.state, self._index_array(index_prices, "index_prices"))
 
     def deposit(
         self,

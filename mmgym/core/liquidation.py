@@ -108,6 +108,19 @@ def fund_capacity(params, state, e, k, side, lots):
 
 
 @kernel
+def fund_utilisation(params, state, e):
+    """Net notional the fund holds over what it may hold (1 = no room left)."""
+    limit = params.fund_takeover_limit * equity(params, state, e, FUND)
+    held = 0.0
+    for k in range(params.market_kind.shape[0]):
+        if params.market_kind[k] == PERP:
+            held += abs(state.pos[e, FUND, k]) * params.lot_size[k] * state.mark_price[e, k]
+    if limit <= 0.0:
+        return 1.0
+    return held / limit
+
+
+@kernel
 def close_at_bankruptcy(params, state, e, a, k):
     """Hand account ``a``'s whole position in ``k`` to the fund, the rest to ADL."""
     p = state.pos[e, a, k]
@@ -135,6 +148,8 @@ def liquidate_position(params, state, e, a, k, partial):
     p = state.pos[e, a, k]
     if p == 0:
         return DONE
+    if state.step[e] < state.halted_until[e, k]:
+        return CAPPED  # a halted market takes no liquidation flow: wait for the reopen
     unit = params.lot_size[k] * state.mark_price[e, k]
     lots = abs(p)
     if partial:
@@ -209,6 +224,9 @@ def _sell_collateral(params, state, e, a):
     for k in range(params.market_kind.shape[0]):
         held = state.pos[e, a, k]
         if params.market_kind[k] == PERP or held <= 0:
+            continue
+        if state.step[e] < state.halted_until[e, k]:
+            result = CAPPED
             continue
         unit = params.lot_size[k] * state.collateral_price[e, k]
         share = held * unit / total
@@ -307,7 +325,7 @@ def unwind_fund(params, state, e):
     """The fund sends IOC orders, within the price band, to shed positions it took over."""
     for k in range(params.market_kind.shape[0]):
         p = state.pos[e, FUND, k]
-        if params.market_kind[k] != PERP or p == 0:
+        if params.market_kind[k] != PERP or p == 0 or state.step[e] < state.halted_until[e, k]:
             continue
         unit = params.lot_size[k] * state.mark_price[e, k]
         lots = abs(p)

@@ -31,8 +31,10 @@ from .codes import (
     R_STATUS,
     REJECT_BALANCE,
     REJECT_BOOK_FULL,
+    REJECT_HALTED,
     REJECT_IN_LIQUIDATION,
     REJECT_MARGIN,
+    REJECT_POSITION_LIMIT,
     REJECT_POST_ONLY,
     REJECT_PRICE_BAND,
     REJECT_UNKNOWN_ORDER,
@@ -76,8 +78,11 @@ def _margin_status(params, state, e, a, k, side, lots, limit):
     if params.market_kind[k] == PERP:
         extra_buy = lots if side == BUY else 0
         extra_sell = lots if side != BUY else 0
-        if exposure(state, e, a, k, extra_buy, extra_sell) <= exposure(state, e, a, k, 0, 0):
+        after = exposure(state, e, a, k, extra_buy, extra_sell)
+        if after <= exposure(state, e, a, k, 0, 0):
             return ACCEPTED  # reduces (or keeps) worst-case exposure: always allowed
+        if after * params.lot_size[k] * state.mark_price[e, k] > params.position_limit[k]:
+            return REJECT_POSITION_LIMIT
         if free_margin(params, state, e, a, k, extra_buy, extra_sell, 0.0, 0.0) < 0.0:
             return REJECT_MARGIN
         return ACCEPTED
@@ -122,6 +127,9 @@ def process_order(params, state, orders, r, results):
         return
     if state.in_liquidation[e, a]:
         results[r, R_STATUS] = REJECT_IN_LIQUIDATION
+        return
+    if state.step[e] < state.halted_until[e, k]:
+        results[r, R_STATUS] = REJECT_HALTED
         return
     lo, hi = band_ticks(params, state, e, k)
     if kind == MARKET:

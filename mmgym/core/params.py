@@ -28,6 +28,10 @@ class Params(NamedTuple):
     book_weight: np.ndarray  # float64[K], weight of own book price in collateral price
     liquidation_cap: np.ndarray  # float64[K], liquidation notional sent to the book per step
     fund_unwind_cap: np.ndarray  # float64[K], fund unwind notional per step
+    position_limit: np.ndarray  # float64[K], max position notional per account
+    circuit_breaker: np.ndarray  # float64[K], halt band (0 = off)
+    breaker_window: int
+    breaker_halt: int
     basis_window: int
     fund_takeover_limit: float  # max net notional the fund holds, as a multiple of its equity
     unified_liquidation_level: float
@@ -72,6 +76,10 @@ def build_params(config: ExchangeConfig) -> Params:
         book_weight=per_market("book_weight"),
         liquidation_cap=per_market("liquidation_cap"),
         fund_unwind_cap=per_market("fund_unwind_cap"),
+        position_limit=per_market("position_limit"),
+        circuit_breaker=per_market("circuit_breaker"),
+        breaker_window=int(config.breaker_window),
+        breaker_halt=int(config.breaker_halt),
         basis_window=int(config.basis_window),
         fund_takeover_limit=float(config.fund_takeover_limit),
         unified_liquidation_level=float(config.unified_liquidation_level),

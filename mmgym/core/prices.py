@@ -35,6 +35,22 @@ def book_price(bid, ask, last, tick):
 
 
 @kernel
+def update_breakers(params, state, e):
+    """Halt a market whose mark left its circuit-breaker band; re-anchor the reference."""
+    t = state.step[e]
+    for k in range(params.market_kind.shape[0]):
+        band = params.circuit_breaker[k]
+        if band <= 0.0 or t < state.halted_until[e, k]:
+            continue
+        mark = state.mark_price[e, k]
+        if t == state.halted_until[e, k] or t % params.breaker_window == 0:
+            state.breaker_reference[e, k] = mark  # a new window, or trading resumes
+        elif abs(mark / state.breaker_reference[e, k] - 1.0) > band:
+            state.halted_until[e, k] = t + params.breaker_halt
+            state.breaker_reference[e, k] = mark
+
+
+@kernel
 def update_prices(params, state, e):
     """Refresh mark and collateral prices from the index, the books and the last trades."""
     window = state.basis_ring.shape[2]

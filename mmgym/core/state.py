@@ -67,6 +67,8 @@ class State(NamedTuple):
     open_interest: np.ndarray  # int64[E, K], long lots
     liq_budget: np.ndarray  # float64[E, K], liquidation notional still allowed this step
     unwind_budget: np.ndarray  # float64[E, K]
+    breaker_reference: np.ndarray  # float64[E, K], mark the circuit breaker compares to
+    halted_until: np.ndarray  # int64[E, K], first step trading resumes
     # Env totals.
     fees_collected: np.ndarray  # float64[E]
     socialised_loss: np.ndarray  # float64[E], negative balances written off
@@ -137,6 +139,8 @@ def allocate_state(config: ExchangeConfig, n_envs: int) -> State:
         open_interest=i64(e, k),
         liq_budget=f64(e, k),
         unwind_budget=f64(e, k),
+        breaker_reference=f64(e, k),
+        halted_until=i64(e, k),
         fees_collected=f64(e),
         socialised_loss=f64(e),
         fund_payout=f64(e),
@@ -153,6 +157,18 @@ def allocate_state(config: ExchangeConfig, n_envs: int) -> State:
     )
     state.cash[:, FUND] = config.insurance_fund
     return state
+
+
+def open_markets(state: State, prices: np.ndarray) -> None:
+    """Set index, mark, last, collateral and breaker reference prices ([E, K]) before trading."""
+    for arr in (
+        state.index_price,
+        state.mark_price,
+        state.last_price,
+        state.collateral_price,
+        state.breaker_reference,
+    ):
+        arr[:] = prices
 
 
 def copy_state(state: State) -> State:

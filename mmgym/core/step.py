@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from .._jit import kernel
 from .adl import refresh_quantiles
-from .liquidation import run_liquidations, unwind_fund
+from .codes import E_FUND_UTILISATION
+from .liquidation import fund_utilisation, run_liquidations, unwind_fund
 from .orders import process_order
-from .prices import update_prices
+from .prices import update_breakers, update_prices
 from .stats import record_stats, reset_flow_stats
 
 
@@ -24,7 +25,10 @@ def begin_step(params, state, e, index):
 def end_step(params, state, e):
     """Mark to market, liquidate, unwind the fund, refresh ADL lights, record statistics."""
     update_prices(params, state, e)
+    update_breakers(params, state, e)
     run_liquidations(params, state, e)
+    # Measured before the fund unwinds, when takeovers and ADL have just happened.
+    state.env_stats[e, E_FUND_UTILISATION] = fund_utilisation(params, state, e)
     unwind_fund(params, state, e)
     if state.step[e] % params.adl_refresh_steps == 0:
         refresh_quantiles(params, state, e)

@@ -1,0 +1,103 @@
+"""The fused step of an exchange with its population, and a whole-episode runner.
+
+Per env and step: the exogenous index moves; maker firms update their stress;
+orders are gathered in a fixed order (external orders, e.g. an RL agent's,
+then maker cancels and quotes, background flow, stop-losses, loopers) and
+applied one by one; the exchange marks, liquidates and records statistics;
+the signals the agents read next step are updated.
+"""
+
+from __future__ import annotations
+
+import math
+
+from .._jit import kernel
+from ..core.codes import O_ENV, PERP, S_LIQ_NOTIONAL_LONG, S_LIQ_NOTIONAL_SHORT
+from ..core.orders import process_order
+from ..core.step import begin_step, end_step
+from .flow import background_flow
+from .index import advance_index
+from .makers import maker_orders, record_maker_orders, update_stress
+from .traders import looper_orders, stop_orders
+
+
+@kernel
+def update_signals(params, state, pp, ps, e):
+    """Realised volatility of the index, trend of the mark, liquidation flow, as EWMAs.
+
+    Makers measure volatility on the index (the wider market): the prices of a
+    book they have left jump between stray orders and would keep them away for
+    ever. Momentum traders follow this venue's own mark.
+    """
+    alpha = pp.volatility_alpha
+    for k in range(params.market_kind.shape[0]):
+        index = state.index_price[e, k]
+        r = math.log(index / ps.prev_index[e, k])
+        ps.prev_index[e, k] = index
+        ps.vol_signal[e, k] += alpha * (r * r - ps.vol_signal[e, k])
+        mark = state.mark_price[e, k]
+        r = math.log(mark / ps.prev_mark[e, k])
+        ps.prev_mark[e, k] = mark
+        ps.trend[e, k] += alpha * (r - ps.trend[e, k])
+        liq = state.market_stats[e, k, S_LIQ_NOTIONAL_LONG]
+        liq += state.market_stats[e, k, S_LIQ_NOTIONAL_SHORT]
+        ps.liq_signal[e, k] += alpha * (liq - ps.liq_signal[e, k])
+
+
+@kernel
+def population_step(params, state, pp, ps, e, external, external_results, index):
+    """One step of env ``e``; ``external`` rows for env ``e`` go before the population's."""
+    t = state.step[e]
+    advance_index(pp, ps, e, t, index)
+    begin_step(params, state, e, index)
+    for r in range(external.shape[0]):
+        if external[r, O_ENV] == e:
+            process_order(params, state, external, r, external_results)
+            ps.n_orders[e] += 1
+    update_stress(params, state, pp, ps, e)
+    ps.n_buffer[e] = 0
+    maker_orders(params, state, pp, ps, e)
+    background_flow(params, state, pp, ps, e, t)
+    stop_orders(params, state, pp, ps, e)
+    looper_orders(params, state, pp, ps, e)
+    rows = ps.buffer[e]
+    results = ps.buffer_results[e]
+    for r in range(ps.n_buffer[e]):
+        process_order(params, state, rows, r, results)
+    ps.n_orders[e] += ps.n_buffer[e]
+    record_maker_orders(pp, ps, e)
+    end_step(params, state, e)
+    update_signals(params, state, pp, ps, e)
+
+
+@kernel
+def audit(params, state, e):
+    """Largest |sum of positions| over perpetuals, and cash + fees - socialised loss."""
+    imbalance = 0
+    for k in range(params.market_kind.shape[0]):
+        if params.market_kind[k] == PERP:
+            total = 0
+            for a in range(state.cash.shape[1]):
+                total += state.pos[e, a, k]
+            imbalance = max(imbalance, abs(total))
+    cash = state.fees_collected[e] - state.socialised_loss[e]
+    for a in range(state.cash.shape[1]):
+        cash += state.cash[e, a]
+    return imbalance, cash
+
+
+@kernel
+def run_episode(params, state, pp, ps, n_steps, external, external_results, index, logs):
+    """Run ``n_steps`` steps of every env, logging each step into ``logs`` (see runner)."""
+    for t in range(n_steps):
+        for e in range(state.cash.shape[0]):
+            population_step(params, state, pp, ps, e, external, external_results, index)
+            for k in range(state.market_stats.shape[1]):
+                for i in range(state.market_stats.shape[2]):
+                    logs.market[e, t, k, i] = state.market_stats[e, k, i]
+            for i in range(state.env_stats.shape[1]):
+                logs.env[e, t, i] = state.env_stats[e, i]
+            logs.quoting[e, t] = ps.quoting_share[e]
+            imbalance, cash = audit(params, state, e)
+            logs.imbalance[e, t] = imbalance
+            logs.cash[e, t] = cash

@@ -1,0 +1,149 @@
+"""The shape criteria a scenario is judged by (OCT10.md), and their checks.
+
+Each criterion pairs a published figure with the simulated one and says
+whether the shape holds. The ``oct10`` criteria compare the default run with
+two counterfactual runs of the same seed: conversion-ratio collateral pricing
+and market-maker obligations.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+
+class Criterion(NamedTuple):
+    """One row of the calibration table."""
+
+    name: str
+    published: str
+    simulated: str
+    holds: bool
+
+
+def _pct(x):
+    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}%"
+
+
+def oct10_criteria(base: dict, conversion: dict | None, obliged: dict | None) -> list[Criterion]:
+    """Criteria of the ``oct10`` scenario from the summaries of its runs."""
+    rows = [
+        Criterion(
+            "thin alt 1% depth falls >= 90% at the trough",
+            "-98% ($1.2M -> $27k)",
+            _pct(-base["alt_depth_drop"]),
+            base["alt_depth_drop"] >= 0.90,
+        ),
+        Criterion(
+            "depth back to >= 80% within 60 min of the low",
+            "most of it within tens of minutes",
+            f"{base['depth_recovery_minutes']:.0f} min",
+            base["depth_recovery_minutes"] <= 60.0,
+        ),
+        Criterion(
+            "major falls 8-25%",
+            "BTC -14% (122,574 -> 104,783)",
+            _pct(-base["major_drop"]),
+            0.08 <= base["major_drop"] <= 0.25,
+        ),
+        Criterion(
+            "thin alt falls >= 50% at its trough",
+            "alts -63% on average, ~200 coins > -80%",
+            _pct(-base["alt_drop"]),
+            base["alt_drop"] >= 0.50,
+        ),
+        Criterion(
+            "long liquidations >= 4x short",
+            "$16.7B / $2.5B = 6.7x",
+            f"{base['liq_long_short_ratio']:.1f}x",
+            base["liq_long_short_ratio"] >= 4.0,
+        ),
+        Criterion(
+            ">= 50% of liquidation notional in the densest 40 min",
+            "70% within 40 min",
+            _pct(base["liq_share_densest_40min"]),
+            base["liq_share_densest_40min"] >= 0.5,
+        ),
+        Criterion(
+            "ADL only once the fund has hit its takeover limit",
+            "ADL after liquidations drained the fund",
+            "no ADL"
+            if base["adl_count"] == 0
+            else f"fund use at ADL {_pct(base['fund_utilisation_at_adl'])}, "
+            f"first takeover min {base['first_takeover_minute']:.0f}, "
+            f"first ADL min {base['first_adl_minute']:.0f}",
+            base["adl_count"] == 0 or base["fund_utilisation_at_adl"] >= 0.99,
+        ),
+        Criterion(
+            "internal-book collateral depegs >= 20% after the price low",
+            "USDe 0.6567 (-34%), 21:36-22:16, after the 21:20 low",
+            f"{_pct(-base['collateral_depeg'])} at min {base['collateral_depeg_minute']:.0f} "
+            f"(major low min {base['major_low_minute']:.0f})",
+            base["collateral_depeg"] >= 0.20
+            and base["collateral_depeg_minute"] >= base["major_low_minute"],
+        ),
+        Criterion(
+            "open interest drops 20-60%",
+            "BTC -17%, alts > -50%, DEX perps -46%",
+            _pct(-base["open_interest_drop"]),
+            0.20 <= base["open_interest_drop"] <= 0.60,
+        ),
+    ]
+    if conversion is not None:
+        base_liq = base["liq_notional_long"] + base["liq_notional_short"]
+        conv_liq = conversion["liq_notional_long"] + conversion["liq_notional_short"]
+        rows.append(
+            Criterion(
+                "conversion pricing: collateral within 5%, fewer liquidations",
+                "other venues' USDe stayed >= $0.90",
+                f"{_pct(-conversion['collateral_depeg'])}, liquidations "
+                f"{conv_liq / 1e6:.1f}M vs {base_liq / 1e6:.1f}M",
+                conversion["collateral_depeg"] <= 0.05 and conv_liq < base_liq,
+            )
+        )
+    if obliged is not None:
+        rows.append(
+            Criterion(
+                "obligations: smaller depth trough and alt drop",
+                "(counterfactual: TradFi obligations)",
+                f"depth {_pct(-obliged['alt_depth_drop'])} vs {_pct(-base['alt_depth_drop'])}, "
+                f"alt {_pct(-obliged['alt_drop'])} vs {_pct(-base['alt_drop'])}",
+                obliged["alt_depth_drop"] < base["alt_depth_drop"]
+                and obliged["alt_drop"] < base["alt_drop"],
+            )
+        )
+    return rows
+
+
+def calm_criteria(base: dict, reference_liquidations: float | None = None) -> list[Criterion]:
+    """Criteria of a calm run: no cascade, stylised facts of returns."""
+    liq = base["liq_notional_long"] + base["liq_notional_short"]
+    ratio = base["liq_long_short_ratio"]
+    two_sided = base["liq_notional_short"] > 0 and 0.2 <= ratio <= 5.0
+    small = reference_liquidations is None or liq <= 0.1 * reference_liquidations
+    return [
+        Criterion(
+            "no cascade: liquidations small and two-sided",
+            "(calm market)",
+            f"{liq / 1e6:.2f}M, long/short {ratio:.1f}x",
+            two_sided and small,
+        ),
+        Criterion(
+            "1-min returns: excess kurtosis > 3",
+            "heavy tails",
+            f"{base['excess_kurtosis']:.1f}",
+            base["excess_kurtosis"] > 3.0,
+        ),
+        Criterion(
+            "1-min returns: |autocorrelation| < 0.1 at lags 1-5",
+            "no linear predictability",
+            f"max {base['max_abs_autocorr']:.3f}",
+            base["max_abs_autocorr"] < 0.1,
+        ),
+        Criterion(
+            "|returns| positively autocorrelated at lags 1-5",
+            "volatility clustering",
+            f"min {base['min_abs_return_autocorr']:.3f}",
+            base["min_abs_return_autocorr"] > 0.0,
+        ),
+    ]

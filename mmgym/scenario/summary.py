@@ -1,0 +1,136 @@
+"""Summary figures of a scenario timeline (price and depth troughs, liquidations, ...).
+
+Roles of markets: the first market is the major; the thin alt is the
+perpetual other than the major with the least pre-shock 1% depth; the
+collateral market is the first spot market. The pre-shock level of a series
+is its median over the ten minutes before the first shock (over the first
+tenth of the run when there is no shock).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+WINDOW_40_MIN = 2400  # steps of one second
+
+
+def _pre(series, lo, hi):
+    return float(np.nanmedian(series[lo:hi]))
+
+
+def market_roles(scenario, timeline, pre) -> dict:
+    """Names of the major, the thin alt (or None) and the collateral market (or None)."""
+    markets = scenario.exchange.markets
+    major = markets[0].name
+    alts = [m.name for m in markets[1:] if m.kind == "perp"]
+    alt = min(alts, key=lambda n: _pre(timeline["depth_1pct"][n], *pre)) if alts else None
+    spots = [m.name for m in markets if m.kind == "spot"]
+    return {"major": major, "alt": alt, "collateral": spots[0] if spots else None}
+
+
+def shock_window(scenario) -> tuple[int, int]:
+    """(first shocked step, pre-shock window start)."""
+    shocks = scenario.population.shocks
+    if shocks:
+        start = min(s.start for s in shocks)
+        return start, max(0, start - 600)
+    return scenario.steps // 10, 0
+
+
+def _trough(series, start):
+    """Lowest value from ``start`` on, and its step."""
+    tail = np.where(np.isnan(series[start:]), np.inf, series[start:])
+    i = int(np.argmin(tail))
+    return float(tail[i]), start + i
+
+
+def summarise(scenario, timeline) -> dict:
+    """Floats describing the run; drops are positive fractions of the pre-shock level."""
+    start, pre_lo = shock_window(scenario)
+    pre = (pre_lo, start)
+    roles = market_roles(scenario, timeline, pre)
+    dt_min = scenario.dt / 60.0
+    out = {}
+    major_last = timeline["last"][roles["major"]]
+    major_pre = _pre(major_last, *pre)
+    major_low, major_low_step = _trough(major_last, start)
+    out["major_drop"] = 1.0 - major_low / major_pre
+    out["major_low_minute"] = major_low_step * dt_min
+    if roles["alt"]:
+        alt = roles["alt"]
+        alt_pre = _pre(timeline["last"][alt], *pre)
+        alt_low, alt_low_step = _trough(timeline["last"][alt], start)
+        out["alt_drop"] = 1.0 - alt_low / alt_pre
+        depth = timeline["depth_1pct"][alt]
+        depth_pre = _pre(depth, *pre)
+        depth_low, depth_low_step = _trough(depth, start)
+        out["alt_depth_pre"] = depth_pre
+        out["alt_depth_drop"] = 1.0 - depth_low / depth_pre
+        recovered = np.flatnonzero(depth[alt_low_step:] >= 0.8 * depth_pre)
+        out["depth_recovery_minutes"] = float(recovered[0]) * dt_min if recovered.size else math.inf
+        out["depth_low_minute"] = depth_low_step * dt_min
+    names = list(timeline["liq_notional_long"])
+    longs = sum(timeline["liq_notional_long"][n] for n in names)
+    shorts = sum(timeline["liq_notional_short"][n] for n in names)
+    total = longs + shorts
+    out["liq_notional_long"] = float(longs.sum())
+    out["liq_notional_short"] = float(shorts.sum())
+    out["liq_long_short_ratio"] = float(longs.sum() / max(shorts.sum(), 1.0))
+    window = min(int(round(WINDOW_40_MIN / scenario.dt)), len(total))
+    dense = np.convolve(total, np.ones(window), mode="valid").max() if total.sum() > 0 else 0.0
+    out["liq_share_densest_40min"] = float(dense / total.sum()) if total.sum() > 0 else 0.0
+    out["liq_count"] = float(sum(timeline["liq_count"][n].sum() for n in names))
+    adl = sum(timeline["adl_notional"][n] for n in names)
+    out["adl_notional"] = float(adl.sum())
+    out["adl_count"] = float(sum(timeline["adl_count"][n].sum() for n in names))
+    adl_steps = np.flatnonzero(adl > 0)
+    out["first_adl_minute"] = float(adl_steps[0]) * dt_min if adl_steps.size else math.inf
+    util = timeline["fund_utilisation"]
+    out["fund_utilisation_at_adl"] = float(util[adl_steps].min()) if adl_steps.size else math.nan
+    takeovers = np.flatnonzero(sum(timeline["takeover_notional"][n] for n in names) > 0)
+    out["first_takeover_minute"] = float(takeovers[0]) * dt_min if takeovers.size else math.inf
+    fund = timeline["insurance_fund"]
+    fund_pre = _pre(fund, *pre)
+    out["fund_drawdown"] = 1.0 - float(fund[start:].min()) / fund_pre if fund_pre > 0 else 0.0
+    out["socialised_loss"] = float(timeline["socialised_loss"][-1])
+    oi = sum(timeline["open_interest"][n] for n in names if n != roles["collateral"])
+    out["open_interest_drop"] = 1.0 - float(oi[start:].min()) / _pre(oi, *pre)
+    if roles["collateral"]:
+        c = roles["collateral"]
+        coll_pre = _pre(timeline["collateral_price"][c], *pre)
+        after_low = max(major_low_step, start)
+        coll_low, coll_low_step = _trough(timeline["collateral_price"][c], after_low)
+        out["collateral_depeg"] = 1.0 - coll_low / coll_pre
+        out["collateral_depeg_minute"] = coll_low_step * dt_min
+        book_low, _ = _trough(timeline["last"][c], start)
+        out["collateral_book_depeg"] = 1.0 - book_low / _pre(timeline["last"][c], *pre)
+    out["mm_quoting_min"] = float(timeline["mm_quoting"][start:].min())
+    out.update(stylised_facts(major_last, scenario.dt))
+    return out
+
+
+def stylised_facts(prices, dt: float) -> dict:
+    """1-minute log returns of ``prices``: excess kurtosis, |autocorrelation| at lags 1-5
+    (the largest), and the smallest autocorrelation of absolute returns at lags 1-5."""
+    step = max(int(round(60.0 / dt)), 1)
+    p = prices[::step]
+    r = np.diff(np.log(p[np.isfinite(p) & (p > 0)]))
+    if r.size < 20 or r.std() == 0:
+        return {
+            "excess_kurtosis": math.nan,
+            "max_abs_autocorr": math.nan,
+            "min_abs_return_autocorr": math.nan,
+        }
+    z = (r - r.mean()) / r.std()
+    a = np.abs(r) - np.abs(r).mean()
+
+    def acf(x, lag):
+        return float(np.dot(x[:-lag], x[lag:]) / np.dot(x, x))
+
+    return {
+        "excess_kurtosis": float((z**4).mean() - 3.0),
+        "max_abs_autocorr": max(abs(acf(z, lag)) for lag in range(1, 6)),
+        "min_abs_return_autocorr": min(acf(a, lag) for lag in range(1, 6)),
+    }

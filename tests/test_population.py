@@ -1,0 +1,289 @@
+"""Population agents against hand-computed cases, scenario validation, determinism."""
+
+import copy
+import math
+
+import numpy as np
+import pytest
+
+from mmgym.core.codes import (
+    BUY,
+    CANCEL,
+    ENV_STAT_NAMES,
+    IOC,
+    MARKET,
+    MARKET_STAT_NAMES,
+    POST_ONLY,
+    SELL,
+)
+from mmgym.core.config import ConfigError
+from mmgym.population.step import run_episode
+from mmgym.scenario import build, load_scenario
+from mmgym.scenario.runner import Logs
+
+TINY = {
+    "name": "tiny",
+    "steps": 10,
+    "exchange": {
+        "markets": [
+            {
+                "name": "PERP",
+                "kind": "perp",
+                "tick_size": 0.01,
+                "lot_size": 1.0,
+                "brackets": [[0, 100, 0.01]],
+            },
+            {"name": "COIN", "kind": "spot", "tick_size": 0.0001, "lot_size": 1.0},
+        ],
+        "insurance_fund": 1e6,
+    },
+    "population": {
+        "index": {"PERP": {"start": 100.0}, "COIN": {"start": 1.0}},
+        "leveraged": {"count": 0},
+        "makers": {
+            "firms": 1,
+            "capital": 1e6,
+            "unified": False,
+            "collateral_share": 0.0,
+            "quoting": {
+                "PERP": {
+                    "half_spread_bps": 10.0,
+                    "level_step_bps": 10.0,
+                    "levels": 2,
+                    "level_notional": 1000.0,
+                    "inventory_limit": 1000.0,
+                },
+            },
+            "base_volatility": {"PERP": 0.001},
+            "skew": 0.5,
+            "calm_steps": 3,
+            "ramp_steps": 4,
+        },
+    },
+}
+
+
+def tiny(**changes):
+    raw = copy.deepcopy(TINY)
+    for path, value in changes.items():
+        node = raw
+        *parents, leaf = path.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    return raw
+
+
+def step(ex, pp, ps, n=1):
+    k = ex.config.n_markets
+    logs = Logs(
+        np.zeros((1, n, k, len(MARKET_STAT_NAMES))),
+        np.zeros((1, n, len(ENV_STAT_NAMES))),
+        np.zeros((1, n)),
+        np.zeros((1, n), np.int64),
+        np.zeros((1, n)),
+    )
+    no_orders = np.zeros((0, 8), np.int64)
+    run_episode(
+        ex.params, ex.state, pp, ps, n, no_orders, np.zeros((0, 3), np.int64), np.zeros(k), logs
+    )
+    return logs
+
+
+def rows(ps, account=None):
+    """This step's population order rows (kind, side, price, qty, ref), optionally one account's."""
+    out = ps.buffer[0, : ps.n_buffer[0]]
+    if account is not None:
+        out = out[out[:, 2] == account]
+    return [tuple(int(x) for x in r[3:8]) for r in out]
+
+
+def test_maker_quotes_a_skewed_ladder_around_the_mark():
+    ex, pp, ps = build(load_scenario(tiny()), [0])
+    step(ex, pp, ps)
+    # Mark 100, half-spread 10 bps, step 10 bps, 1000 USDT = 10 lots a level.
+    assert rows(ps, 1) == [
+        (POST_ONLY, BUY, 9990, 10, 0),
+        (POST_ONLY, SELL, 10010, 10, 0),
+        (POST_ONLY, BUY, 9980, 10, 0),
+        (POST_ONLY, SELL, 10020, 10, 0),
+    ]
+    # Long 5 lots of a 10-lot limit: q = 0.5 shifts both sides by -0.5 * 0.5 * 10 bps.
+    ex.state.pos[0, 1, 0] = 5
+    step(ex, pp, ps)
+    new = [r for r in rows(ps, 1) if r[0] == POST_ONLY]
+    assert new[:2] == [(POST_ONLY, BUY, 9987, 10, 0), (POST_ONLY, SELL, 10008, 10, 0)]
+    cancels = [r for r in rows(ps, 1) if r[0] == CANCEL]
+    assert len(cancels) == 4  # last step's four quotes, by id
+
+
+def test_maker_withdraws_under_stress_everywhere_and_returns_gradually():
+    ex, pp, ps = build(load_scenario(tiny()), [0])
+    step(ex, pp, ps)
+    ps.liq_signal[0, 0] = 10.0 * pp.liquidation_reference[0]  # a liquidation burst
+    step(ex, pp, ps)
+    assert ps.away[0, 0] == 1
+    assert all(r[0] == CANCEL for r in rows(ps, 1))
+    assert ex.book("PERP") == {"bids": [], "asks": []}
+    ps.liq_signal[0, 0] = 0.0
+    ps.vol_signal[0, 0] = 0.0
+    step(ex, pp, ps, 2)
+    assert ps.away[0, 0] == 1  # calm for 2 of the 3 steps it waits
+    step(ex, pp, ps)
+    assert ps.away[0, 0] == 0
+    assert ps.ramp[0, 0] == pytest.approx(0.25)  # sizes ramp back over 4 steps
+    assert [r[3] for r in rows(ps, 1)] == [2, 2, 2, 2]  # int(10 * 0.25)
+
+
+def test_obliged_maker_stays_with_capped_spread():
+    raw = tiny(**{"population.obligations": {"max_spread_bps": 10.0, "min_notional": 500.0}})
+    ex, pp, ps = build(load_scenario(raw, mm_obligations=True), [0])
+    ps.liq_signal[0, 0] = 10.0 * pp.liquidation_reference[0]
+    step(ex, pp, ps)
+    assert ps.away[0, 0] == 0
+    quotes = [r for r in rows(ps, 1) if r[0] == POST_ONLY]
+    # Stressed: spread cap 10 bps x 3, so half-spread 15 bps; size 10 lots >= 5.
+    assert quotes[0] == (POST_ONLY, BUY, math.floor(100 * (1 - 0.0015) / 0.01), 10, 0)
+
+
+def test_stop_loss_closes_with_a_market_order_once_crossed():
+    raw = tiny(
+        **{
+            "population.leveraged": {
+                "count": 1,
+                "long_share": 1.0,
+                "leverage_min": 2.0,
+                "leverage_max": 2.0,
+                "weights": {"PERP": 1.0},
+                "median_notional": {"PERP": 1000.0},
+                "stop_loss_share": 1.0,
+                "stop_distance": 0.05,
+                "entry_dispersion": 0.0,
+                "desks": 1,
+            },
+        }
+    )
+    ex, pp, ps = build(load_scenario(raw), [0])
+    trader = pp.lev_start
+    lots = int(ex.state.pos[0, trader, 0])
+    assert lots > 0 and 0.925 * 100 <= ps.stop_price[0, 0] <= 0.975 * 100
+    step(ex, pp, ps)
+    assert rows(ps, trader) == []
+    ex.state.mark_price[0, 0] = ps.stop_price[0, 0] - 0.01
+    ex.state.index_price[0, 0] = ex.state.mark_price[0, 0]
+    ps.log_index[0, 0] = math.log(ex.state.mark_price[0, 0])
+    step(ex, pp, ps)
+    assert rows(ps, trader) == [(MARKET, SELL, 0, lots, 0)]
+    assert ps.stop_price[0, 0] == 0.0
+
+
+def test_anchor_buys_below_the_index_in_proportion_to_the_gap():
+    raw = tiny(
+        **{
+            "population.flow": {
+                "PERP": {
+                    "noise_rate": 0.0,
+                    "limit_rate": 0.0,
+                    "momentum_rate": 0.0,
+                    "arb_notional": 0.0,
+                    "anchor_bps": 100.0,
+                    "anchor_notional": 1000.0,
+                    "anchor_capacity": 100000.0,
+                }
+            }
+        },
+        **{"population.makers.firms": 0},
+    )
+    ex, pp, ps = build(load_scenario(raw), [0])
+    seller = pp.flow_start + 0  # the noise account of PERP rests an ask at 97
+    ex.step([[0, 0, seller, 0, SELL, 9700, 50, 0]])
+    step(ex, pp, ps)
+    anchor = pp.flow_start + 1
+    # Gap -3% is 3 thresholds: int(10 lots * 3) + 1 = 31 lots, IOC limited at 99.
+    assert rows(ps, anchor) == [(IOC, BUY, 9900, 31, 0)]
+
+
+def test_loopers_unwind_once_risk_off():
+    raw = tiny(
+        **{
+            "population.loopers": {
+                "count": 2,
+                "market": "COIN",
+                "equity": 1000.0,
+                "loop": 4.0,
+                "unwind_trigger": 0.05,
+                "unwind_rate": 0.1,
+            },
+            "population.shocks": [{"market": "PERP", "start": 1, "duration": 1, "size": -0.1}],
+        }
+    )
+    ex, pp, ps = build(load_scenario(raw), [0])
+    assert ex.state.pos[0, pp.loop_start, 1] == 4000 and ex.state.cash[0, pp.loop_start] == -3000
+    step(ex, pp, ps)
+    assert rows(ps, pp.loop_start) == []
+    step(ex, pp, ps)  # index now 10% down
+    assert rows(ps, pp.loop_start) == [(MARKET, SELL, 0, 400, 0)]
+
+
+def test_index_follows_scheduled_shock_and_rebound():
+    raw = tiny(
+        **{
+            "population.shocks": [
+                {
+                    "market": "PERP",
+                    "start": 2,
+                    "duration": 4,
+                    "size": -0.2,
+                    "rebound": 0.5,
+                    "rebound_duration": 2,
+                }
+            ]
+        },
+        steps=10,
+    )
+    ex, pp, ps = build(load_scenario(raw), [0])
+    logs = step(ex, pp, ps, 10)
+    index = logs.market[0, :, 0, MARKET_STAT_NAMES.index("index")]
+    expected = 100 * np.exp(np.array([0, 0, -0.05, -0.1, -0.15, -0.2, -0.15, -0.1, -0.1, -0.1]))
+    np.testing.assert_allclose(index, expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"population.makers.firmz": 3}, r"unknown field\(s\) \['firmz'\] in population.makers"),
+        ({"population.makers.firms": "five"}, "population.makers.firms must be an integer"),
+        ({"population.leveraged.long_share": 1.5}, r"population.leveraged.long_share must be in"),
+        ({"population.shocks": [{"market": "XYZ"}]}, r"population.shocks\[0\].market must name"),
+        ({"switches": {"circuit_breakr": 0.1}}, r"unknown switch\(es\) \['circuit_breakr'\]"),
+        ({"switches": {"collateral_pricing": "oracle"}}, "switches.collateral_pricing must be"),
+        ({"steps": 0}, r"steps must be in \[1, "),
+        ({"population.index": {"PERP": {"start": 100.0}}}, "needs an entry for market 'COIN'"),
+        ({"exchange.n_accounts": 5}, "n_accounts is set by the population"),
+    ],
+)
+def test_bad_scenarios_name_the_field(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        load_scenario(tiny(**changes))
+
+
+def test_unknown_scenario_and_override():
+    with pytest.raises(ConfigError, match="unknown scenario 'nope'; known: .*oct10"):
+        load_scenario("nope")
+    with pytest.raises(ConfigError, match="unknown override 'colour'"):
+        load_scenario("calm", colour="red")
+
+
+def test_same_seed_same_run_and_conservation():
+    from mmgym.scenario import run
+
+    a = run("oct10", seed=1, steps=600)
+    b = run("oct10", seed=1, steps=600)
+    c = run("oct10", seed=2, steps=600)
+    for key in ("last", "depth_1pct", "liq_notional_long"):
+        for name in a.timeline[key]:
+            assert np.array_equal(a.timeline[key][name], b.timeline[key][name], equal_nan=True)
+    assert not np.array_equal(a.timeline["last"]["BTCUSDT"], c.timeline["last"]["BTCUSDT"])
+    for result in (a, c):
+        assert result.invariants["position_imbalance"] == 0
+        assert result.invariants["cash_drift"] < 1e-6 * 1e10
