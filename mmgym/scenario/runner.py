@@ -44,6 +44,7 @@ class ScenarioResult:
     ``accounts_in_liquidation``, ``mm_quoting`` (share of scripted firms quoting).
     ``summary``: floats (see ``summary.summarise``). ``invariants``: the worst
     position imbalance (lots) and cash drift (USDT) seen over the run.
+    ``seconds``: wall time of the episode kernel; ``orders``: orders it applied.
     """
 
     scenario: Scenario
@@ -98,7 +99,13 @@ def run(name_or_config, seed: int = 0, **overrides) -> ScenarioResult:
         "cash_drift": float(np.abs(logs.cash[0] - ex.deposited_cash[0]).max()),
     }
     return ScenarioResult(
-        scenario, seed, timeline, summarise(scenario, timeline), invariants, seconds
+        scenario,
+        seed,
+        timeline,
+        summarise(scenario, timeline),
+        invariants,
+        seconds,
+        int(ps.n_orders[0]),
     )
 
 
