@@ -35,7 +35,7 @@ def oct10_criteria(base: dict, conversion: dict | None, obliged: dict | None) ->
             base["alt_depth_drop"] >= 0.90,
         ),
         Criterion(
-            "depth back to >= 80% within 60 min of the low",
+            "depth back to >= 80% within 60 min of the market low",
             "most of it within tens of minutes",
             f"{base['depth_recovery_minutes']:.0f} min",
             base["depth_recovery_minutes"] <= 60.0,

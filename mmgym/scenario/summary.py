@@ -4,7 +4,7 @@ Roles of markets: the first market is the major; the thin alt is the
 perpetual other than the major with the least pre-shock 1% depth; the
 collateral market is the first spot market. The pre-shock level of a series
 is its median over the ten minutes before the first shock (over the first
-tenth of the run when there is no shock).
+tenth of the run when no shock falls within it).
 """
 
 from __future__ import annotations
@@ -32,11 +32,10 @@ def market_roles(scenario, timeline, pre) -> dict:
 
 def shock_window(scenario) -> tuple[int, int]:
     """(first shocked step, pre-shock window start)."""
-    shocks = scenario.population.shocks
-    if shocks:
-        start = min(s.start for s in shocks)
-        return start, max(0, start - 600)
-    return scenario.steps // 10, 0
+    starts = [s.start for s in scenario.population.shocks if s.start < scenario.steps]
+    if starts:
+        return min(starts), max(0, min(starts) - 600)
+    return scenario.steps // 10, 0  # no shock within the run
 
 
 def _trough(series, start):
@@ -61,14 +60,15 @@ def summarise(scenario, timeline) -> dict:
     if roles["alt"]:
         alt = roles["alt"]
         alt_pre = _pre(timeline["last"][alt], *pre)
-        alt_low, alt_low_step = _trough(timeline["last"][alt], start)
+        alt_low, _ = _trough(timeline["last"][alt], start)
         out["alt_drop"] = 1.0 - alt_low / alt_pre
         depth = timeline["depth_1pct"][alt]
         depth_pre = _pre(depth, *pre)
         depth_low, depth_low_step = _trough(depth, start)
         out["alt_depth_pre"] = depth_pre
         out["alt_depth_drop"] = 1.0 - depth_low / depth_pre
-        recovered = np.flatnonzero(depth[alt_low_step:] >= 0.8 * depth_pre)
+        # Recovery counts from the market low (the major's), as in OCT10.md's timeline.
+        recovered = np.flatnonzero(depth[major_low_step:] >= 0.8 * depth_pre)
         out["depth_recovery_minutes"] = float(recovered[0]) * dt_min if recovered.size else math.inf
         out["depth_low_minute"] = depth_low_step * dt_min
     names = list(timeline["liq_notional_long"])

@@ -1,0 +1,56 @@
+"""The oct10 and calm scenarios against their shape criteria (OCT10.md), on several seeds."""
+
+import pytest
+
+from mmgym.scenario import run
+from mmgym.scenario.criteria import oct10_criteria
+
+# Criteria the model does not meet on these seeds, reported in the README and
+# the scenario report; a strict xfail flags the day they start to hold.
+KNOWN_UNMET = {
+    "thin alt falls >= 50% at its trough",
+    "depth back to >= 80% within 60 min of the market low",
+}
+SEEDS = (0, 1, 2)
+
+
+@pytest.fixture(scope="module")
+def oct10_runs():
+    out = {}
+    for seed in SEEDS:
+        base = run("oct10", seed)
+        conversion = run("oct10", seed, collateral_pricing="conversion")
+        obliged = run("oct10", seed, mm_obligations=True)
+        out[seed] = (base, oct10_criteria(base.summary, conversion.summary, obliged.summary))
+    return out
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_oct10_criteria_hold(oct10_runs, seed):
+    base, rows = oct10_runs[seed]
+    unmet = [f"{r.name}: {r.simulated}" for r in rows if not r.holds]
+    assert [u for u in unmet if u.split(":")[0] not in KNOWN_UNMET] == []
+    assert base.invariants["position_imbalance"] == 0
+    assert base.invariants["cash_drift"] < 1e-3
+
+
+@pytest.mark.xfail(strict=True, reason="not met by the model yet, see README")
+@pytest.mark.parametrize("criterion", sorted(KNOWN_UNMET))
+@pytest.mark.parametrize("seed", SEEDS)
+def test_oct10_known_unmet_criteria(oct10_runs, seed, criterion):
+    _, rows = oct10_runs[seed]
+    assert all(r.holds for r in rows if r.name == criterion)
+
+
+@pytest.mark.parametrize("seed", SEEDS)
+def test_calm_has_no_cascade(oct10_runs, seed):
+    # The stylised facts of calm returns are reported by the scenario CLI; on
+    # single seeds they do not all hold yet (see README), so they are not asserted.
+    calm = run("calm", seed)
+    crash = oct10_runs[seed][0].summary
+    calm_liq = calm.summary["liq_notional_long"] + calm.summary["liq_notional_short"]
+    assert calm_liq < 0.25 * (crash["liq_notional_long"] + crash["liq_notional_short"])
+    assert calm.summary["adl_count"] == 0
+    assert calm.summary["mm_quoting_min"] >= 0.2  # never a collective withdrawal
+    assert calm.invariants["position_imbalance"] == 0
+    assert calm.invariants["cash_drift"] < 1e-3
