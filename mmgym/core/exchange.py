@@ -193,27 +193,23 @@ class Exchange:
             raise ValueError(f"market must be in [0, {self.config.n_markets - 1}], got {market}")
         return int(market)
 
+    def _whole(self, market, value: float, what: str, unit: str, sizes) -> int:
+        k = self._market(market)
+        n = value / sizes[k]
+        if not math.isfinite(n) or n < 1 or abs(n - round(n)) > 1e-6:
+            raise ValueError(
+                f"{what} {value} is not a positive multiple of {unit} "
+                f"{sizes[k]} for {self.config.markets[k].name}"
+            )
+        return round(n)
+
     def ticks(self, market, price: float) -> int:
         """A price in USDT as whole ticks of ``market`` (must lie on the tick grid)."""
-        k = self._market(market)
-        t = price / self.params.tick_size[k]
-        if not math.isfinite(t) or t < 1 or abs(t - round(t)) > 1e-6:
-            raise ValueError(
-                f"price {price} is not a positive multiple of tick size "
-                f"{self.params.tick_size[k]} for {self.config.markets[k].name}"
-            )
-        return round(t)
+        return self._whole(market, price, "price", "tick size", self.params.tick_size)
 
     def lots(self, market, qty: float) -> int:
         """A quantity in coins as whole lots of ``market``."""
-        k = self._market(market)
-        n = qty / self.params.lot_size[k]
-        if not math.isfinite(n) or n < 1 or abs(n - round(n)) > 1e-6:
-            raise ValueError(
-                f"qty {qty} is not a positive multiple of lot size "
-                f"{self.params.lot_size[k]} for {self.config.markets[k].name}"
-            )
-        return round(n)
+        return self._whole(market, qty, "qty", "lot size", self.params.lot_size)
 
     def book(self, market, env: int = 0) -> dict:
         """Price levels, best first: ``{"bids": [(price, coins)], "asks": [...]}``."""

@@ -80,21 +80,6 @@ class Scenario:
     switches: Switches = field(default_factory=Switches)
 
 
-def _switches(data, where) -> Switches:
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a mapping")
-    known = {f.name for f in dataclasses.fields(Switches)}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"unknown switch(es) {unknown}; allowed: {sorted(known)}")
-    data = dict(data)
-    if isinstance(data.get("position_limits"), str) and data["position_limits"] in (".inf", "inf"):
-        data["position_limits"] = math.inf
-    switches = Switches(**data)
-    switches.validate(where)
-    return switches
-
-
 def _clock(value) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         return float(value)
@@ -154,7 +139,7 @@ def parse_scenario(data: dict) -> Scenario:
     for key in ("name", "steps", "exchange", "population"):
         if key not in data:
             raise ConfigError(f"scenario field {key!r} is required")
-    switches = _switches(data.get("switches", {}), "switches")
+    switches = from_mapping(Switches, data.get("switches", {}), "switches")
     exchange = dict(data["exchange"]) if isinstance(data["exchange"], dict) else data["exchange"]
     if not isinstance(exchange, dict):
         raise ConfigError("exchange must be a mapping")
