@@ -255,7 +255,10 @@ def test_index_follows_scheduled_shock_and_rebound():
         ({"population.makers.firms": "five"}, "population.makers.firms must be an integer"),
         ({"population.leveraged.long_share": 1.5}, r"population.leveraged.long_share must be in"),
         ({"population.shocks": [{"market": "XYZ"}]}, r"population.shocks\[0\].market must name"),
-        ({"switches": {"circuit_breakr": 0.1}}, r"unknown field\(s\) \['circuit_breakr'\] in switches"),
+        (
+            {"switches": {"circuit_breakr": 0.1}},
+            r"unknown field\(s\) \['circuit_breakr'\] in switches",
+        ),
         ({"switches": {"collateral_pricing": "oracle"}}, "switches.collateral_pricing must be"),
         ({"steps": 0}, r"steps must be in \[1, "),
         ({"population.index": {"PERP": {"start": 100.0}}}, "needs an entry for market 'COIN'"),
