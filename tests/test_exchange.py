@@ -235,3 +235,45 @@ def test_vector_of_envs_is_independent_and_identical():
     assert np.array_equal(ex2.state.pos[0], ex.state.pos[0])
     assert np.array_equal(ex2.state.pos[2], ex.state.pos[0])
     assert not ex2.state.pos[1, :, 0].any()  # env 1 got no orders
+
+
+def test_position_limit_rejects_orders_that_would_exceed_it():
+    from mmgym.core.codes import REJECT_POSITION_LIMIT
+
+    markets = (
+        MarketConfig("BTC", tick_size=1.0, lot_size=0.001, position_limit=500_000.0),
+        MarketConfig("USDE", kind="spot", tick_size=0.0001, lot_size=1.0),
+    )
+    ex = exchange(markets=markets)
+    ex.step([row(1, LIMIT, SELL, 100_000, 20_000)])
+    # 5 BTC at mark 100,000 is the limit; 5.001 is over it, and so is 3 + 3 resting.
+    res = ex.step(
+        [
+            row(2, LIMIT, BUY, 99_000, 5_001),
+            row(2, LIMIT, BUY, 99_000, 3_000),
+            row(2, LIMIT, BUY, 98_000, 3_000),
+        ]
+    )
+    assert res[:, 0].tolist() == [REJECT_POSITION_LIMIT, ACCEPTED, REJECT_POSITION_LIMIT]
+
+
+def test_circuit_breaker_halts_then_reopens():
+    from mmgym.core.codes import REJECT_HALTED
+
+    markets = (MarketConfig("BTC", tick_size=1.0, lot_size=0.001, circuit_breaker=0.02),)
+    ex = Exchange(
+        ExchangeConfig(
+            markets=markets, n_accounts=2, breaker_window=100, breaker_halt=3, basis_window=1
+        )
+    )
+    ex.open([100_000.0])
+    for a in (1, 2):
+        ex.deposit(a, 1e7, leverage=10)
+    ex.step()  # step 0 anchors the reference at 100,000
+    # Quotes around 97,000 take the mark there (mid 97,000, index 97,000): 3% > 2%.
+    ex.step([row(1, LIMIT, SELL, 97_010, 1), row(2, LIMIT, BUY, 96_990, 1)], [97_000.0])
+    assert ex.state.mark_price[0, 0] == pytest.approx(97_000.0)
+    blocked = [row(2, LIMIT, BUY, 96_000, 1), row(1, CANCEL_ALL)]
+    for _ in range(2):
+        assert ex.step(blocked, [97_000.0])[:, 0].tolist() == [REJECT_HALTED, ACCEPTED]
+    assert ex.step([row(2, LIMIT, BUY, 96_000, 1)], [97_000.0])[0, 0] == ACCEPTED
