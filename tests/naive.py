@@ -32,6 +32,7 @@ from mmgym.core.codes import (
     E_ACCOUNTS_IN_LIQ,
     E_FEES,
     E_FUND_PAYOUT,
+    E_FUND_UTILISATION,
     E_INSURANCE_FUND,
     E_SOCIALISED_LOSS,
     ENV_STAT_NAMES,
@@ -41,8 +42,10 @@ from mmgym.core.codes import (
     POST_ONLY,
     REJECT_BALANCE,
     REJECT_BOOK_FULL,
+    REJECT_HALTED,
     REJECT_IN_LIQUIDATION,
     REJECT_MARGIN,
+    REJECT_POSITION_LIMIT,
     REJECT_POST_ONLY,
     REJECT_PRICE_BAND,
     REJECT_UNKNOWN_ORDER,
@@ -256,6 +259,10 @@ class Market:
         self.book_weight = float(cfg.book_weight)
         self.liq_cap = float(cfg.liquidation_cap)
         self.unwind_cap = float(cfg.fund_unwind_cap)
+        self.position_limit = float(cfg.position_limit)
+        self.breaker = float(cfg.circuit_breaker)
+        self.breaker_reference = 0.0
+        self.halted_until = 0  # first step at which the market trades again
         self.index = 0.0
         self.mark = 0.0
         self.last = 0.0
@@ -307,6 +314,8 @@ class NaiveExchange:
         self.adl_formula = ADL_FORMULA_NAMES.index(config.adl_formula)
         self.adl_refresh = config.adl_refresh_steps
         self.fill_capacity = config.fill_log_capacity
+        self.breaker_window = config.breaker_window
+        self.breaker_halt = config.breaker_halt
         self.seq = 1
         self.step_no = 0
         self.fees_collected = 0.0
@@ -319,7 +328,7 @@ class NaiveExchange:
     def open(self, index_prices):
         for m, p in zip(self.markets, index_prices, strict=True):
             p = float(p)
-            m.index = m.mark = m.last = m.collateral = p
+            m.index = m.mark = m.last = m.collateral = m.breaker_reference = p
 
     def deposit(self, account, cash=0.0, *, leverage=1.0, kind="cross", holdings=None):
         """Like ``Exchange.deposit`` but ``holdings`` is ``{market index: lots}``."""
@@ -411,8 +420,11 @@ class NaiveExchange:
         if m.perp:
             extra_buy = lots if side == BUY else 0
             extra_sell = lots if side != BUY else 0
-            if self.exposure(acc, k, extra_buy, extra_sell) <= self.exposure(acc, k, 0, 0):
+            after = self.exposure(acc, k, extra_buy, extra_sell)
+            if after <= self.exposure(acc, k, 0, 0):
                 return ACCEPTED
+            if after * m.lot * m.mark > m.position_limit:
+                return REJECT_POSITION_LIMIT
             if self.free_margin(acc, k, extra_buy, extra_sell, 0.0, 0.0) < 0.0:
                 return REJECT_MARGIN
             return ACCEPTED
@@ -530,6 +542,8 @@ class NaiveExchange:
             return [ACCEPTED, 0, 0]
         if acc.in_liquidation:
             return [REJECT_IN_LIQUIDATION, 0, 0]
+        if self.halted(m):
+            return [REJECT_HALTED, 0, 0]
         lo, hi = m.band_ticks()
         if kind == MARKET:
             limit = hi if side == BUY else lo
@@ -560,14 +574,24 @@ class NaiveExchange:
         return result
 
     # -- prices ----------------------------------------------------------------------
+    @staticmethod
+    def book_price(m, bid, ask):
+        """The mid; with one side empty, the last trade unless the remaining quote undercuts it."""
+        if bid >= 0 and ask >= 0:
+            return 0.5 * (bid + ask) * m.tick
+        if ask >= 0:
+            return min(m.last, ask * m.tick)
+        if bid >= 0:
+            return max(m.last, bid * m.tick)
+        return m.last
+
     def update_prices(self):
         slot = self.step_no % self.window
         samples = min(self.step_no + 1, self.window)
         for m in self.markets:
             bid = m.book.best(BUY)
             ask = m.book.best(SELL)
-            reference = 0.5 * (bid + ask) * m.tick if bid >= 0 and ask >= 0 else m.last
-            m.ring[slot] = reference - m.index
+            m.ring[slot] = self.book_price(m, bid, ask) - m.index
             total = 0.0
             for x in m.ring:
                 total += x
@@ -576,6 +600,20 @@ class NaiveExchange:
             if not m.perp:
                 w = m.book_weight
                 m.collateral = w * m.last + (1.0 - w) * m.index
+
+    def halted(self, m):
+        return self.step_no < m.halted_until
+
+    def update_breakers(self):
+        t = self.step_no
+        for m in self.markets:
+            if m.breaker <= 0.0 or self.halted(m):
+                continue
+            if t == m.halted_until or t % self.breaker_window == 0:
+                m.breaker_reference = m.mark  # a new window, or trading resumes
+            elif abs(m.mark / m.breaker_reference - 1.0) > m.breaker:
+                m.halted_until = t + self.breaker_halt
+                m.breaker_reference = m.mark
 
     # -- liquidation -----------------------------------------------------------------
     def bankruptcy_price(self, a, k):
@@ -615,6 +653,15 @@ class NaiveExchange:
         room = max_abs - held if held >= 0 else -held + max_abs
         return min(max(room, 0), lots)
 
+    def fund_utilisation(self):
+        """Net notional the fund holds over what it may hold (1 when it may hold nothing)."""
+        limit = self.fund_takeover_limit * self.equity(self.accounts[FUND])
+        held = 0.0
+        for k, m in enumerate(self.markets):
+            if m.perp:
+                held += abs(self.accounts[FUND].pos[k]) * m.lot * m.mark
+        return 1.0 if limit <= 0.0 else held / limit
+
     def close_at_bankruptcy(self, a, k):
         m = self.markets[k]
         p = self.accounts[a].pos[k]
@@ -640,6 +687,8 @@ class NaiveExchange:
         p = self.accounts[a].pos[k]
         if p == 0:
             return DONE
+        if self.halted(m):
+            return CAPPED  # no liquidation flow into a halted market
         unit = m.lot * m.mark
         lots = abs(p)
         if partial:
@@ -694,7 +743,7 @@ class NaiveExchange:
             return
         for k, m in enumerate(self.markets):
             held = acc.pos[k]
-            if m.perp or held <= 0:
+            if m.perp or held <= 0 or self.halted(m):
                 continue
             unit = m.lot * m.collateral
             share = held * unit / total
@@ -774,7 +823,7 @@ class NaiveExchange:
         fund = self.accounts[FUND]
         for k, m in enumerate(self.markets):
             p = fund.pos[k]
-            if not m.perp or p == 0:
+            if not m.perp or p == 0 or self.halted(m):
                 continue
             unit = m.lot * m.mark
             lots = abs(p)
@@ -915,7 +964,9 @@ class NaiveExchange:
                 m.stats[s] = 0.0
         results = [self.process(row) for row in orders]
         self.update_prices()
+        self.update_breakers()
         self.run_liquidations()
+        self.env_stats[E_FUND_UTILISATION] = self.fund_utilisation()  # before the unwind
         self.unwind_fund()
         if self.step_no % self.adl_refresh == 0:
             self.refresh_quantiles()

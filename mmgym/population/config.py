@@ -169,7 +169,9 @@ class Leveraged:
     median ``median_notional``; leverage is log-uniform on [``leverage_min``,
     ``leverage_max``]. ``hedged_share`` of traders are long the first perp and
     short ``hedge_market``; ``unified_share`` hold ``collateral_market``
-    coins as part of their margin.
+    coins as part of their margin. Each trader is one account: a trader with
+    a single position margins it in isolation (a cross account holding one
+    position is an isolated one), a hedged trader margins both legs across.
     """
 
     count: int = 1000
