@@ -43,11 +43,13 @@ def update_breakers(params, state, e):
         if band <= 0.0 or t < state.halted_until[e, k]:
             continue
         mark = state.mark_price[e, k]
-        if t == state.halted_until[e, k] or t % params.breaker_window == 0:
-            state.breaker_reference[e, k] = mark  # a new window, or trading resumes
+        if t == state.halted_until[e, k]:
+            state.breaker_reference[e, k] = mark  # trading resumes from here
         elif abs(mark / state.breaker_reference[e, k] - 1.0) > band:
             state.halted_until[e, k] = t + params.breaker_halt
             state.breaker_reference[e, k] = mark
+        elif t % params.breaker_window == 0:
+            state.breaker_reference[e, k] = mark  # a new window, compared first
 
 
 @kernel
