@@ -605,14 +605,18 @@ class NaiveExchange:
         return self.step_no < m.halted_until
 
     def update_breakers(self):
+        """Halt a market whose mark left the band around its reference; the reference is
+        re-taken when trading resumes and at each window boundary (after the comparison)."""
         t = self.step_no
         for m in self.markets:
             if m.breaker <= 0.0 or self.halted(m):
                 continue
-            if t == m.halted_until or t % self.breaker_window == 0:
-                m.breaker_reference = m.mark  # a new window, or trading resumes
+            if t == m.halted_until:
+                m.breaker_reference = m.mark
             elif abs(m.mark / m.breaker_reference - 1.0) > m.breaker:
                 m.halted_until = t + self.breaker_halt
+                m.breaker_reference = m.mark
+            elif t % self.breaker_window == 0:
                 m.breaker_reference = m.mark
 
     # -- liquidation -----------------------------------------------------------------

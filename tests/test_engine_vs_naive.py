@@ -20,6 +20,7 @@ from naive import FUND, NaiveBookFull, NaiveExchange
 
 from mmgym.core import BookFullError, Exchange, ExchangeConfig, MarketConfig
 from mmgym.core.codes import (
+    ACCEPTED,
     ADL_FORMULA_NAMES,
     ASK,
     BID,
@@ -34,6 +35,7 @@ from mmgym.core.codes import (
     ORDER_COLUMNS,
     PERP,
     POST_ONLY,
+    REJECT_HALTED,
     S_ADL_COUNT,
     S_LIQ_COUNT_LONG,
     S_LIQ_COUNT_SHORT,
@@ -142,7 +144,7 @@ def scenarios(draw, max_steps=12, max_orders=8):
         n_accounts=n_accounts,
         book_capacity=draw(st.integers(2, 6)) if tiny_book else 64,
         max_levels=draw(st.integers(1, 3)) if tiny_book else 32,
-        basis_window=draw(st.sampled_from([1, 2, 5])),
+        basis_window=draw(st.sampled_from([1, 3, 5])),
         fund_takeover_limit=draw(st.sampled_from([1.0, 0.0, 0.5, 10.0])),
         unified_liquidation_level=draw(st.sampled_from([1.05, 1.0, 1.5])),
         borrow_mmr=borrow_mmr,
@@ -590,6 +592,188 @@ def test_partial_liquidation_and_adl_tie_match_naive(formula):
     assert positions == [0, 11, 10, 0, 0, -20, -1], positions
     assert nv.accounts[2].in_liquidation == 0
     assert counts.get("adl", 0) == 2
+
+
+ADL_SHORTS = {  # account: (cash, lots, entry in ticks); chosen so the formulas disagree
+    2: (2000.0, 10, 10_165),
+    3: (500.0, 15, 10_340),
+    4: (500.0, 30, 10_110),
+    5: (100.0, 2, 10_425),
+    6: (300.0, 20, 10_175),
+    7: (300.0, 20, 10_415),
+}
+# Positions of accounts 2..8 after the bankrupt long's 30 lots are auto-deleveraged.
+ADL_OUTCOME = {
+    # PnL% * leverage at mark 80: 7 (0.474) > 6 (0.465) > 4 (0.442) > ...
+    "bitmex": [-10, -15, -30, -2, -10, 0, 0],
+    "binance": [-10, -15, 0, -2, -20, -20, 0],
+    "hyperliquid": [-10, -15, -20, -2, 0, -20, 0],
+}
+
+
+def forced_adl_ranking(formula, shorts=ADL_SHORTS, long_lots=30):
+    """Profitable shorts of different sizes, entries and wallets; a bankrupt long is
+    auto-deleveraged against some of them in the order the formula ranks them."""
+    perp = MarketConfig(
+        "PERP",
+        tick_size=0.01,
+        lot_size=1.0,
+        price_band=0.5,
+        maker_fee=0.0,
+        taker_fee=0.0,
+        brackets=SMALL_BRACKETS,
+    )
+    config = ExchangeConfig(
+        markets=(perp,),
+        n_accounts=9,
+        basis_window=1,
+        fund_takeover_limit=0.0,
+        adl_formula=formula,
+        adl_refresh_steps=1,
+    )
+    deposits = [(1, 1e6, 5.0, "cross", {}), (8, 100.0, 50.0, "cross", {})]
+    deposits += [(9, 1e6, 1.0, "cross", {})]
+    deposits += [(a, cash, 20.0, "cross", {}) for a, (cash, _, _) in shorts.items()]
+    # Each short sells into the maker's bid at its entry, highest first.
+    by_price = sorted(shorts.items(), key=lambda item: -item[1][2])
+    opening = [_order(0, 1, LIMIT, BUY, price, lots) for _, (_, lots, price) in by_price]
+    opening += [_order(0, a, IOC, SELL, price, lots) for a, (_, lots, price) in by_price]
+    opening += [_order(0, 1, LIMIT, SELL, 10_000, 200), _order(0, 8, MARKET, BUY, 0, long_lots)]
+    crash = [
+        _order(0, 1, CANCEL_ALL, 0, 0, 0),
+        _order(0, 1, LIMIT, BUY, 8000, 1),
+        _order(0, 9, IOC, SELL, 8000, 1),
+    ]
+    steps = [([100.0], opening), ([80.0], crash), ([80.0], [])]
+    return config, [100.0], deposits, steps
+
+
+@pytest.mark.parametrize("formula", ADL_FORMULA_NAMES)
+def test_adl_ranking_matches_naive(formula):
+    """Each formula picks different victims; engine and naive agree on all of them."""
+    config, index0, deposits, steps = forced_adl_ranking(formula)
+    ex, nv = make_pair(config, index0, deposits)
+    counts = Counts()
+    for t, (index, rows) in enumerate(steps):
+        step_both(ex, nv, rows, index, counts, f"step {t}")
+        if t == 0:
+            opened = [acc.pos[0] for acc in nv.accounts]
+            assert opened == [0, 67, -10, -15, -30, -2, -20, -20, 30, 0]
+    assert [acc.pos[0] for acc in nv.accounts[2:9]] == ADL_OUTCOME[formula]
+    assert counts.get("adl", 0) >= 1
+
+
+def forced_halt(formula, halt_perp=True):
+    """A 25% crash trips the circuit breakers (the spot one, and the perp one if
+    ``halt_perp``): liquidation flow into a halted market waits for the reopen."""
+    common = dict(tick_size=0.01, lot_size=1.0, price_band=0.5)
+    perp = MarketConfig(
+        "PERP", brackets=SMALL_BRACKETS, circuit_breaker=0.1 if halt_perp else 0.0, **common
+    )
+    spot = MarketConfig("SPOT", kind="spot", collateral_ratio=0.9, circuit_breaker=0.1, **common)
+    config = ExchangeConfig(
+        markets=(perp, spot),
+        n_accounts=4,
+        basis_window=1,
+        adl_formula=formula,
+        breaker_window=300,
+        breaker_halt=2,
+    )
+    deposits = [
+        (1, 1e6, 5.0, "cross", {1: 1000}),  # market maker
+        (2, 100.0, 20.0, "cross", {}),  # long 10 @ 100
+        (3, 0.0, 20.0, "unified", {1: 3}),  # long 10 @ 100 on spot collateral
+        (4, 1e6, 1.0, "cross", {1: 1000}),  # sets the last price
+    ]
+    quotes = [
+        _order(0, 1, CANCEL_ALL, 0, 0, 0),
+        _order(1, 1, CANCEL_ALL, 0, 0, 0),
+        _order(0, 1, LIMIT, BUY, 7490, 2),
+        _order(0, 1, LIMIT, SELL, 7510, 2),
+        _order(1, 1, LIMIT, BUY, 7400, 5),
+        _order(1, 1, LIMIT, SELL, 7510, 5),
+    ]
+    steps = [
+        (
+            [100.0, 100.0],
+            [
+                _order(0, 1, LIMIT, SELL, 10_000, 20),
+                _order(0, 2, MARKET, BUY, 0, 10),
+                _order(0, 3, MARKET, BUY, 0, 10),
+            ],
+        ),
+        (
+            [75.0, 75.0],
+            quotes[:4]
+            + [_order(0, 4, LIMIT, SELL, 7500, 1), _order(0, 1, IOC, BUY, 7500, 1)]
+            + [_order(1, 4, LIMIT, SELL, 7500, 1), _order(1, 1, IOC, BUY, 7500, 1)],
+        ),
+        ([75.0, 75.0], quotes),  # halted: the cancels pass, the orders are rejected
+        ([75.0, 75.0], quotes),  # trading resumes; so do the liquidations
+        ([75.0, 75.0], []),
+    ]
+    return config, [100.0, 100.0], deposits, steps
+
+
+@pytest.mark.parametrize("formula", ADL_FORMULA_NAMES)
+def test_circuit_breaker_halt_matches_naive(formula):
+    config, index0, deposits, steps = forced_halt(formula)
+    ex, nv = make_pair(config, index0, deposits)
+    counts = Counts()
+    history = []
+    for t, (index, rows) in enumerate(steps):
+        results = step_both(ex, nv, rows, index, counts, f"step {t}")
+        in_liquidation = [acc.in_liquidation for acc in nv.accounts]
+        history.append(
+            ([acc.pos[0] for acc in nv.accounts], in_liquidation, results, counts.copy())
+        )
+    assert [m.halted_until for m in nv.markets] == [3, 3]
+    for t in (1, 2):  # halted: both accounts wait in liquidation with their positions
+        positions, in_liquidation, results, seen = history[t]
+        assert positions[2:4] == [10, 10] and in_liquidation[2:4] == [1, 1]
+        assert seen.get("liquidations", 0) == 0
+    assert [r[0] for r in history[2][2]] == [ACCEPTED] * 2 + [REJECT_HALTED] * 4
+    positions, in_liquidation, results, seen = history[3]
+    assert [r[0] for r in results] == [ACCEPTED] * 6
+    assert positions[2:4] == [0, 0] and seen.get("liquidations", 0) >= 2
+    assert seen.get("collateral_sales", 0) >= 1
+
+
+def test_halted_spot_market_delays_collateral_sale():
+    """Only the spot market halts: perps are liquidated at once, the collateral sale waits."""
+    config, index0, deposits, steps = forced_halt("binance", halt_perp=False)
+    ex, nv = make_pair(config, index0, deposits)
+    counts = Counts()
+    unified = nv.accounts[3]
+    for t, (index, rows) in enumerate(steps):
+        results = step_both(ex, nv, rows, index, counts, f"step {t}")
+        if t in (1, 2):  # perps closed, debt left, spot halted: still in liquidation
+            assert unified.pos == [0, 3] and unified.in_liquidation == 1
+            assert counts.get("collateral_sales", 0) == 0
+        if t == 2:
+            assert [r[0] for r in results] == [ACCEPTED] * 4 + [REJECT_HALTED] * 2
+    assert [m.halted_until for m in nv.markets] == [0, 3]
+    assert unified.pos[1] < 3 and counts.get("collateral_sales", 0) >= 1
+
+
+@pytest.mark.parametrize("window", [1, 2, 3])
+def test_circuit_breaker_trips_on_a_window_boundary(window):
+    """A 25% crash at step 2 trips a 10% breaker even when step 2 starts a new window.
+
+    Regression: the engine used to re-anchor the reference at a window boundary before
+    comparing, so such a move (every move, with ``breaker_window=1``) went unnoticed.
+    """
+    perp = MarketConfig("P", tick_size=0.01, lot_size=1.0, price_band=0.5, circuit_breaker=0.1)
+    config = ExchangeConfig(
+        markets=(perp,), n_accounts=2, basis_window=1, breaker_window=window, breaker_halt=5
+    )
+    ex, nv = make_pair(config, [100.0], [(1, 1e6, 1.0, "cross", {}), (2, 1e6, 1.0, "cross", {})])
+    for t, price in enumerate((100.0, 100.0, 75.0)):  # a one-lot trade sets last and mark
+        ticks = round(price * 100)
+        rows = [_order(0, 1, LIMIT, BUY, ticks, 1), _order(0, 2, IOC, SELL, ticks, 1)]
+        step_both(ex, nv, rows, [price], Counts(), f"step {t}")
+    assert ex.state.mark_price[0, 0] == 75.0
+    assert ex.state.halted_until[0, 0] == 2 + 5
 
 
 def test_naive_is_independent_of_engine_kernels():

@@ -104,7 +104,8 @@ class Exchange:
             raise ValueError(f"{name} must have shape {shape[1:]} or {shape}, got {arr.shape}")
         if not np.all(np.isfinite(arr) & (arr > 0)):
             raise ValueError(f"{name} must be finite and > 0")
-        return np.ascontiguousarray(arr)
+        # Always a writable C array: numba compiles a second specialisation for read-only ones.
+        return np.require(arr, np.float64, ("C", "W", "O"))
 
     def open(self, index_prices) -> None:
         """Set every market's index, mark, last and collateral price before trading starts."""
@@ -122,8 +123,8 @@ class Exchange:
     ) -> None:
         """Credit ``cash`` USDT (and spot ``holdings`` {market: coins}) to an account.
 
-        ``kind`` is ``"cross"`` or ``"unified"``; ``leverage`` sets initial margin
-        (1 to the market's maximum). ``env=None`` applies to every env.
+        ``kind`` is ``"cross"`` or ``"unified"``; ``leverage`` (1 to 1000) sets
+        initial margin; each call sets both. ``env=None`` applies to every env.
         """
         if not 1 <= int(account) <= self.config.n_accounts:
             raise ValueError(f"account must be in [1, {self.config.n_accounts}], got {account}")
