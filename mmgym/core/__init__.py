@@ -3,7 +3,7 @@
 from .config import ConfigError, ExchangeConfig, MarketConfig
 from .exchange import BookFullError, Exchange, validate_orders
 from .params import Params, build_params
-from .state import FUND, State, allocate_state, copy_state
+from .state import FUND, State, allocate_state
 
 __all__ = [
     "BookFullError",
@@ -16,6 +16,5 @@ __all__ = [
     "State",
     "allocate_state",
     "build_params",
-    "copy_state",
     "validate_orders",
 ]

@@ -169,8 +169,3 @@ def open_markets(state: State, prices: np.ndarray) -> None:
         state.breaker_reference,
     ):
         arr[:] = prices
-
-
-def copy_state(state: State) -> State:
-    """A deep copy (for snapshots and tests)."""
-    return State(*(np.array(x, copy=True) for x in state))

@@ -110,10 +110,3 @@ class PopState(NamedTuple):
     buffer_tag: np.ndarray  # int64[E, M], maker slot of a quote row or -1
     n_buffer: np.ndarray  # int64[E]
     n_orders: np.ndarray  # int64[E], orders applied so far (population and external)
-
-
-def stack_pop_state(states) -> PopState:
-    """Concatenate single-env states along the env axis."""
-    return PopState(
-        *(np.ascontiguousarray(np.concatenate(parts)) for parts in zip(*states, strict=True))
-    )
