@@ -176,7 +176,7 @@ def test_bad_order_arrays_and_prices():
 @pytest.mark.parametrize(
     ("data", "message"),
     [
-        ({"n_acounts": 3}, r"unknown exchange field\(s\) \['n_acounts'\]"),
+        ({"n_acounts": 3}, r"unknown field\(s\) \['n_acounts'\] in exchange"),
         ({"n_accounts": 0}, r"n_accounts must be in \[1, "),
         ({"n_accounts": 2.5}, "n_accounts must be an integer"),
         ({"adl_formula": "pro_rata"}, "adl_formula must be one of"),

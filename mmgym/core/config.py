@@ -183,12 +183,7 @@ class ExchangeConfig:
     @classmethod
     def from_dict(cls, data: dict) -> ExchangeConfig:
         """Build and validate a config from plain data, e.g. parsed YAML."""
-        if not isinstance(data, dict):
-            raise ConfigError(f"exchange config must be a mapping, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown exchange field(s) {unknown}; allowed: {sorted(known)}")
+        check_fields(cls, data, "exchange")
         kwargs = dict(data)
         if "markets" in kwargs:
             kwargs["markets"] = tuple(
@@ -197,13 +192,18 @@ class ExchangeConfig:
         return cls(**kwargs).validated()
 
 
-def _market_from_dict(data, where: str) -> MarketConfig:
+def check_fields(cls, data, where: str) -> None:
+    """Raise ConfigError unless ``data`` is a mapping whose keys are fields of dataclass ``cls``."""
     if not isinstance(data, dict):
         raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
-    known = {f.name for f in dataclasses.fields(MarketConfig)}
+    known = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - known)
     if unknown:
         raise ConfigError(f"unknown field(s) {unknown} in {where}; allowed: {sorted(known)}")
+
+
+def _market_from_dict(data, where: str) -> MarketConfig:
+    check_fields(MarketConfig, data, where)
     if "name" not in data:
         raise ConfigError(f"{where}.name is required")
     return MarketConfig(**data)

@@ -13,20 +13,15 @@ import math
 import typing
 from dataclasses import dataclass, field
 
-from ..core.config import ConfigError, check_number
+from ..core.config import ConfigError, check_fields, check_number
 
 
 def from_mapping(cls, data, where: str):
     """Build dataclass ``cls`` from a mapping, recursively, and validate it."""
     if isinstance(data, cls):
         return data
-    if not isinstance(data, dict):
-        raise ConfigError(f"{where} must be a mapping, got {type(data).__name__}")
+    check_fields(cls, data, where)
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"unknown field(s) {unknown} in {where}; allowed: {sorted(names)}")
     kwargs = {}
     for key, value in data.items():
         kwargs[key] = _convert(hints[key], value, f"{where}.{key}")
