@@ -822,6 +822,8 @@ class NaiveExchange:
                     acc.in_liquidation = 1 if self.is_liquidatable(acc) else 0
             else:
                 acc.in_liquidation = 0
+                if not unified and acc.cash < 0.0 and not self.has_perps(acc):
+                    self.cover_negative_balance(a)
 
     def unwind_fund(self):
         fund = self.accounts[FUND]

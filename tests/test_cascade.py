@@ -197,3 +197,21 @@ def test_liquidation_cap_spreads_a_large_liquidation_over_steps():
         assert ex.state.in_liquidation[0, 2] == (sizes[-1] > 0)
     assert sizes == [20, 10, 0]
     assert np.all(ex.state.pos[0, :, 0].sum() == 0)
+
+
+def test_fund_covers_a_loss_the_traders_own_close_left():
+    # Account 2 holds 10 long at 100 on 100 of margin and closes into a bid at 85:
+    # a reducing order needs no margin, and leaves cash -50 with no position.
+    config = ExchangeConfig(
+        markets=(market("ALT"),), n_accounts=2, basis_window=1, insurance_fund=1000.0
+    )
+    ex = Exchange(config)
+    ex.open([100.0])
+    ex.deposit(1, 1e6, leverage=10)
+    ex.deposit(2, 100.0, leverage=10)
+    ex.step([order(0, 1, LIMIT, SELL, 100.0, 10), order(0, 2, MARKET, BUY, 0, 10)])
+    ex.step([order(0, 1, LIMIT, BUY, 85.0, 10), order(0, 2, MARKET, SELL, 0, 10)])
+    assert ex.state.pos[0, 2, 0] == 0
+    assert ex.state.cash[0, 2] == 0.0
+    assert ex.env_stats()["fund_payout"] == pytest.approx(50.0)
+    assert ex.invariants()["cash_drift"] < 1e-9

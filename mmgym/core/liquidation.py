@@ -16,8 +16,9 @@ account order:
 * whatever an IOC cannot fill above the bankruptcy price is taken over by the
   fund at that price, up to its takeover limit, and the rest is
   auto-deleveraged;
-* a negative balance left with no position is reset to zero by the fund; what
-  the fund cannot pay is written off as socialised loss.
+* a negative balance left with no position (by the liquidation, or by a cross
+  account's own closing order) is reset to zero by the fund; what the fund
+  cannot pay is written off as socialised loss.
 
 The book flow of liquidations and of the fund's unwinding is capped per step
 and market (``liquidation_cap``, ``fund_unwind_cap``), so cascades unfold over
@@ -318,6 +319,9 @@ def run_liquidations(params, state, e):
                 state.in_liquidation[e, a] = 1 if is_liquidatable(params, state, e, a) else 0
         else:
             state.in_liquidation[e, a] = 0
+            if not unified and state.cash[e, a] < 0.0 and not _has_perps(params, state, e, a):
+                # A trader's own closing order lost more than the account held.
+                cover_negative_balance(params, state, e, a)
 
 
 @kernel
