@@ -525,8 +525,8 @@ def test_forced_cascade_matches_naive(formula):
     assert nv.accounts[FUND].pos[0] > 0
 
 
-def forced_partial_and_tie(formula):
-    """A partial cut to the lower bracket that heals the account; ADL ties go to the lower id."""
+def adl_only_config(formula, n_accounts, **market):
+    """One fee-free perpetual whose fund takes nothing over: every shortfall goes to ADL."""
     perp = MarketConfig(
         "PERP",
         tick_size=0.01,
@@ -534,17 +534,22 @@ def forced_partial_and_tie(formula):
         price_band=0.5,
         maker_fee=0.0,
         taker_fee=0.0,
-        liquidation_fee=0.0,
         brackets=SMALL_BRACKETS,
+        **market,
     )
-    config = ExchangeConfig(
+    return ExchangeConfig(
         markets=(perp,),
-        n_accounts=6,
+        n_accounts=n_accounts,
         basis_window=1,
         fund_takeover_limit=0.0,
         adl_formula=formula,
         adl_refresh_steps=1,
     )
+
+
+def forced_partial_and_tie(formula):
+    """A partial cut to the lower bracket that heals the account; ADL ties go to the lower id."""
+    config = adl_only_config(formula, n_accounts=6, liquidation_fee=0.0)
     deposits = [
         (1, 1e6, 5.0, "cross", {}),  # market maker
         (2, 120.0, 20.0, "cross", {}),  # long 20 @ 100: tier 2, partial cut of 10
@@ -614,23 +619,7 @@ ADL_OUTCOME = {
 def forced_adl_ranking(formula, shorts=ADL_SHORTS, long_lots=30):
     """Profitable shorts of different sizes, entries and wallets; a bankrupt long is
     auto-deleveraged against some of them in the order the formula ranks them."""
-    perp = MarketConfig(
-        "PERP",
-        tick_size=0.01,
-        lot_size=1.0,
-        price_band=0.5,
-        maker_fee=0.0,
-        taker_fee=0.0,
-        brackets=SMALL_BRACKETS,
-    )
-    config = ExchangeConfig(
-        markets=(perp,),
-        n_accounts=9,
-        basis_window=1,
-        fund_takeover_limit=0.0,
-        adl_formula=formula,
-        adl_refresh_steps=1,
-    )
+    config = adl_only_config(formula, n_accounts=9)
     deposits = [(1, 1e6, 5.0, "cross", {}), (8, 100.0, 50.0, "cross", {})]
     deposits += [(9, 1e6, 1.0, "cross", {})]
     deposits += [(a, cash, 20.0, "cross", {}) for a, (cash, _, _) in shorts.items()]
