@@ -7,7 +7,11 @@ Measures, on one core after compilation:
   margin checks, matching, settlement, fees) in one ``advance`` call;
 * ``margin``: the maintenance-margin check over every account of an env;
 * ``oct10``: the full ``oct10`` scenario (5,000 leveraged accounts, 5 maker
-  firms, 9,000 one-second steps) with its scripted population.
+  firms, 9,000 one-second steps) with its scripted population;
+* ``env``: ``gymnasium.make("mmgym/MarketMaking-v0")`` steps per second and the
+  native vector env's env-steps per second at N = 256 (default scenario,
+  quoting action), with ``CartPole-v1`` measured in the same run as the
+  yardstick.
 
 The same book stream also runs through the pure-Python reference book of
 the tests (``tests/naive.py``, in a source checkout), which must end with the
@@ -271,6 +275,41 @@ def bench_scenario(name: str, repeat: int) -> dict:
     }
 
 
+def _steps_per_s(env, action, n_steps: int, repeat: int) -> float:
+    def run():
+        env.reset(seed=0)
+        for _ in range(n_steps):
+            _, _, terminated, truncated, _ = env.step(action)
+            if np.any(terminated) or np.any(truncated):
+                env.reset()
+
+    run()  # compile and warm up
+    return n_steps / _best_of(repeat, run)
+
+
+def bench_env(n_steps: int, n_envs: int, repeat: int) -> dict:
+    """Steps per second of the single env, of the vector env, and of CartPole-v1."""
+    import gymnasium as gym
+
+    import mmgym
+
+    single = gym.make(mmgym.ENV_ID)
+    quote = np.zeros(single.action_space.shape, np.float32)
+    vector = gym.make_vec(mmgym.ENV_ID, num_envs=n_envs, vectorization_mode="vector_entry_point")
+    cartpole = gym.make("CartPole-v1")
+    single_rate = _steps_per_s(single, quote, n_steps, repeat)
+    vector_rate = n_envs * _steps_per_s(
+        vector, np.zeros((n_envs,) + quote.shape, np.float32), max(n_steps // n_envs, 20), repeat
+    )
+    cartpole_rate = _steps_per_s(cartpole, 0, n_steps, repeat)
+    return {
+        "single_steps_per_s": single_rate,
+        "vector_envs": n_envs,
+        "vector_env_steps_per_s": vector_rate,
+        "cartpole_steps_per_s": cartpole_rate,
+    }
+
+
 def machine() -> str:
     """One line describing this machine."""
     return (
@@ -293,8 +332,27 @@ def main(argv=None) -> None:
         help="events through the pure-Python reference",
     )
     parser.add_argument("--repeat", type=int, default=3, help="take the best of this many runs")
+    parser.add_argument("--env-steps", type=int, default=20_000, help="steps for the env figures")
+    parser.add_argument("--vector-envs", type=int, default=256, help="N of the vector env")
+    parser.add_argument(
+        "--only", choices=["engine", "env"], help="run only the engine or only the env figures"
+    )
     args = parser.parse_args(argv)
     print(f"machine: {machine()}")
+    if args.only != "env":
+        _engine_figures(args)
+    if args.only != "engine":
+        env = bench_env(args.env_steps, args.vector_envs, args.repeat)
+        cartpole = env["cartpole_steps_per_s"]
+        print(
+            f"env:     gymnasium.make {env['single_steps_per_s']:,.0f} steps/s, CartPole-v1 "
+            f"{cartpole:,.0f} steps/s (ratio {env['single_steps_per_s'] / cartpole:.2f}); "
+            f"vector env N={env['vector_envs']} {env['vector_env_steps_per_s']:,.0f} "
+            f"env-steps/s (ratio to CartPole {env['vector_env_steps_per_s'] / cartpole:.2f})"
+        )
+
+
+def _engine_figures(args) -> None:
     book = bench_book(args.events, args.repeat)
     print(f"book:    {book['events_per_s'] / 1e6:6.2f} M events/s  ({book})")
     reference = bench_reference(args.reference_events)

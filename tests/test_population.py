@@ -83,10 +83,9 @@ def step(ex, pp, ps, n=1):
         np.zeros((1, n), np.int64),
         np.zeros((1, n)),
     )
-    no_orders = np.zeros((0, 8), np.int64)
-    run_episode(
-        ex.params, ex.state, pp, ps, n, no_orders, np.zeros((0, 3), np.int64), np.zeros(k), logs
-    )
+    no_orders = np.zeros((1, 0, 8), np.int64)
+    no_results = np.zeros((1, 0, 3), np.int64)
+    run_episode(ex.params, ex.state, pp, ps, n, no_orders, no_results, np.zeros(k), logs)
     return logs
 
 
@@ -104,17 +103,40 @@ def test_maker_quotes_a_skewed_ladder_around_the_mark():
     # Mark 100, half-spread 10 bps, step 10 bps, 1000 USDT = 10 lots a level.
     assert rows(ps, 1) == [
         (POST_ONLY, BUY, 9990, 10, 0),
-        (POST_ONLY, SELL, 10010, 10, 0),
         (POST_ONLY, BUY, 9980, 10, 0),
+        (POST_ONLY, SELL, 10010, 10, 0),
         (POST_ONLY, SELL, 10020, 10, 0),
     ]
     # Long 5 lots of a 10-lot limit: q = 0.5 shifts both sides by -0.5 * 0.5 * 10 bps.
     ex.state.pos[0, 1, 0] = 5
     step(ex, pp, ps)
     new = [r for r in rows(ps, 1) if r[0] == POST_ONLY]
-    assert new[:2] == [(POST_ONLY, BUY, 9987, 10, 0), (POST_ONLY, SELL, 10008, 10, 0)]
+    assert new == [
+        (POST_ONLY, BUY, 9987, 10, 0),
+        (POST_ONLY, BUY, 9977, 10, 0),
+        (POST_ONLY, SELL, 10008, 10, 0),
+        (POST_ONLY, SELL, 10018, 10, 0),
+    ]
     cancels = [r for r in rows(ps, 1) if r[0] == CANCEL]
     assert len(cancels) == 4  # last step's four quotes, by id
+
+
+def test_maker_keeps_quotes_within_the_requote_band():
+    ex, pp, ps = build(load_scenario(tiny(**{"population.makers.requote_bps": 5.0})), [0])
+    step(ex, pp, ps)
+    ids = ps.maker_orders[0, 0, 0].copy()
+    # Long 5 lots: targets move 2.5 bps (< 5 bps), so every quote keeps its place.
+    ex.state.pos[0, 1, 0] = 5
+    step(ex, pp, ps)
+    assert rows(ps, 1) == []
+    assert (ps.maker_orders[0, 0, 0] == ids).all()
+    # A partly filled quote is replaced at full size.
+    buyer = pp.flow_start
+    ex.step([[0, 0, buyer, IOC, BUY, 10010, 4, 0]])
+    step(ex, pp, ps)
+    cancel, new = rows(ps, 1)
+    assert cancel == (CANCEL, 0, 0, 0, int(ids[1, 0]))
+    assert new[:2] == (POST_ONLY, SELL) and new[3] == 10
 
 
 def test_maker_withdraws_under_stress_everywhere_and_returns_gradually():

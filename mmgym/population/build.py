@@ -28,6 +28,7 @@ class Layout:
     n_lev: int
     n_loop: int
     n_markets: int
+    n_agents: int = 0  # learning agents' accounts, after everyone else
 
     @property
     def firm_start(self):
@@ -50,11 +51,15 @@ class Layout:
         return self.loop_start + self.n_loop
 
     @property
+    def agent_start(self):
+        return self.flow_start + ROLES_PER_MARKET * self.n_markets
+
+    @property
     def n_accounts(self):
-        return self.flow_start + ROLES_PER_MARKET * self.n_markets - 1
+        return self.agent_start + self.n_agents - 1
 
 
-def layout_of(scenario) -> Layout:
+def layout_of(scenario, n_agents: int = 0) -> Layout:
     pop = scenario.population
     lev = pop.leveraged
     return Layout(
@@ -63,6 +68,7 @@ def layout_of(scenario) -> Layout:
         lev.count,
         pop.loopers.count,
         scenario.exchange.n_markets,
+        n_agents,
     )
 
 
@@ -171,6 +177,7 @@ def build_params(scenario) -> PopParams:
         volatility_alpha=1.0 - 0.5 ** (1.0 / makers.volatility_halflife),
         loss_alpha=1.0 - 0.5 ** (1.0 / makers.loss_halflife),
         flatten_rate=makers.flatten_rate,
+        requote=makers.requote_bps * 1e-4,
         threshold_loss=makers.loss * factor,
         threshold_inventory=makers.inventory * factor,
         threshold_volatility=makers.volatility * factor,
@@ -375,6 +382,8 @@ def _initial_pop_state(ex, scenario, generators, stop_price, lev_market, max_lev
         peak_equity=peak,
         stress=np.zeros((n_envs, firms)),
         maker_orders=np.zeros((n_envs, firms, n_markets, 2, max_levels), np.int64),
+        maker_target=np.zeros((n_envs, firms, n_markets, 2, max_levels), np.int64),
+        maker_size=np.zeros((n_envs, firms, n_markets), np.int64),
         prev_index=np.tile(start, (n_envs, 1)),
         prev_mark=np.tile(start, (n_envs, 1)),
         vol_signal=np.tile(base_vol**2, (n_envs, 1)),
@@ -391,9 +400,10 @@ def _initial_pop_state(ex, scenario, generators, stop_price, lev_market, max_lev
     )
 
 
-def make_exchange(scenario, n_envs: int) -> Exchange:
-    """An empty exchange sized for the scenario's population, markets open at the index."""
-    layout = layout_of(scenario)
+def make_exchange(scenario, n_envs: int, n_agents: int = 0) -> Exchange:
+    """An empty exchange sized for the scenario's population (and ``n_agents`` more
+    accounts), markets open at the index."""
+    layout = layout_of(scenario, n_agents)
     config = dataclasses.replace(scenario.exchange, n_accounts=layout.n_accounts)
     ex = Exchange(config, n_envs)
     start = [scenario.population.index[m.name].start for m in config.markets]

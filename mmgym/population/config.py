@@ -240,7 +240,9 @@ class Makers:
     stress has stayed below ``return_level`` for ``calm_steps``. Thresholds
     are scaled per firm by factors spread over ``heterogeneity``. A withdrawn
     firm works its inventory back towards its starting holdings with IOC
-    orders of ``flatten_rate`` of the excess a step.
+    orders of ``flatten_rate`` of the excess a step. A resting quote is kept
+    (with its queue place) while untouched and within ``requote_bps`` of its
+    target price.
     """
 
     firms: int = 5
@@ -258,6 +260,7 @@ class Makers:
     loss: float = 0.05
     loss_halflife: float = 600.0
     flatten_rate: float = 0.05
+    requote_bps: float = 0.0
     inventory: float = 1.0
     volatility: float = 4.0
     liquidations: float = 0.5
@@ -277,6 +280,7 @@ class Makers:
         check_number(f"{where}.volatility_halflife", self.volatility_halflife, 1.0, 1e6)
         check_number(f"{where}.loss_halflife", self.loss_halflife, 1.0, 1e7)
         _fraction(where, "flatten_rate", self.flatten_rate)
+        check_number(f"{where}.requote_bps", self.requote_bps, 0.0, 1000.0)
         for name in ("loss", "inventory", "volatility", "liquidations"):
             check_number(f"{where}.{name}", getattr(self, name), 0.0, 1e6, lo_open=True)
         check_number(f"{where}.margin_floor", self.margin_floor, 1.0, 100.0)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from .._jit import inline_kernel, kernel
+from ..core.book import find_order
 from ..core.codes import BUY, CANCEL, IOC, PERP, POST_ONLY, SELL
 from ..core.margin import equity_and_mm
 from ..core.orders import band_ticks
@@ -82,71 +83,106 @@ def _flatten(params, state, pp, ps, e, a):
             push(ps, e, k, a, IOC, BUY, hi, lots, 0, -1)
 
 
+@inline_kernel
+def _quote_targets(params, state, pp, ps, e, f, a):
+    """Target price of every ladder slot of firm ``f`` (0 = no quote) and its size per market."""
+    n_markets = params.market_kind.shape[0]
+    max_levels = ps.maker_orders.shape[4]
+    stressed = ps.stress[e, f] >= 1.0
+    for k in range(n_markets):
+        if not pp.quoted[k]:
+            continue
+        tick = params.tick_size[k]
+        mark = state.mark_price[e, k]
+        vol = math.sqrt(ps.vol_signal[e, k]) / pp.base_volatility[k]
+        liq = ps.liq_signal[e, k] / pp.liquidation_reference[k]
+        widening = 1.0 + pp.widen_volatility * max(vol - 1.0, 0.0)
+        widening = min(widening + pp.widen_liquidations * liq, pp.max_widening)
+        half = pp.half_spread[k] * widening
+        lots = pp.level_lots[k] * ps.ramp[e, f]
+        if pp.obliged:
+            cap = pp.obligation_half_spread
+            if stressed:
+                cap *= pp.obligation_multiplier
+            half = min(half, cap)
+            lots = max(lots, pp.obligation_lots[k])
+        q = _inventory_ratio(state, pp, e, a, k)
+        shift = -pp.skew * max(min(q, 1.0), -1.0) * half
+        size = max(int(lots), 1)
+        ps.maker_size[e, f, k] = size
+        for i in range(max_levels):
+            bid = 0
+            ask = 0
+            if i < pp.levels[k]:
+                offset = half + i * pp.level_step[k]
+                # Past its inventory limit a firm only quotes the side that reduces it.
+                if q < 1.0 or pp.obliged:
+                    bid = max(math.floor(mark * (1.0 + shift - offset) / tick), 0)
+                if q > -1.0 or pp.obliged:
+                    ask = math.ceil(mark * (1.0 + shift + offset) / tick)
+                    if params.market_kind[k] != PERP and state.pos[e, a, k] < size * (i + 1):
+                        ask = 0
+            ps.maker_target[e, f, k, 0, i] = bid
+            ps.maker_target[e, f, k, 1, i] = ask
+
+
 @kernel
 def maker_orders(params, state, pp, ps, e):
-    """Write each firm's cancels and new quotes into the order buffer."""
+    """Write each firm's cancels and new quotes into the order buffer.
+
+    A resting quote stays, keeping its place in the queue, while it is
+    untouched, its size is still the firm's size and its price is within
+    ``requote`` of the target; any other quote is cancelled and replaced.
+    A firm's cancels go before its new quotes so it never meets itself.
+    """
     n_markets = params.market_kind.shape[0]
     max_levels = ps.maker_orders.shape[4]
     for f in range(pp.n_firms):
         a = pp.firm_start + f
-        for k in range(n_markets):
-            for s in range(2):
-                for i in range(max_levels):
-                    oid = ps.maker_orders[e, f, k, s, i]
-                    if oid != 0:
-                        push(ps, e, k, a, CANCEL, 0, 0, 0, oid, -1)
-                        ps.maker_orders[e, f, k, s, i] = 0
-        if ps.away[e, f]:
-            _flatten(params, state, pp, ps, e, a)
-            continue
-        stressed = ps.stress[e, f] >= 1.0
+        away = ps.away[e, f]
+        if not away:
+            _quote_targets(params, state, pp, ps, e, f, a)
         for k in range(n_markets):
             if not pp.quoted[k]:
                 continue
-            tick = params.tick_size[k]
-            mark = state.mark_price[e, k]
-            vol = math.sqrt(ps.vol_signal[e, k]) / pp.base_volatility[k]
-            liq = ps.liq_signal[e, k] / pp.liquidation_reference[k]
-            widening = 1.0 + pp.widen_volatility * max(vol - 1.0, 0.0)
-            widening = min(widening + pp.widen_liquidations * liq, pp.max_widening)
-            half = pp.half_spread[k] * widening
-            lots = pp.level_lots[k] * ps.ramp[e, f]
-            if pp.obliged:
-                cap = pp.obligation_half_spread
-                if stressed:
-                    cap *= pp.obligation_multiplier
-                half = min(half, cap)
-                lots = max(lots, pp.obligation_lots[k])
-            q = _inventory_ratio(state, pp, e, a, k)
-            shift = -pp.skew * max(min(q, 1.0), -1.0) * half
-            size = max(int(lots), 1)
-            for i in range(pp.levels[k]):
-                offset = half + i * pp.level_step[k]
-                # Past its inventory limit a firm only quotes the side that reduces it.
-                if q < 1.0 or pp.obliged:
-                    price = math.floor(mark * (1.0 + shift - offset) / tick)
-                    if price > 0:
-                        push(ps, e, k, a, POST_ONLY, BUY, price, size, 0, (f * n_markets + k) * 2)
-                if q > -1.0 or pp.obliged:
-                    price = math.ceil(mark * (1.0 + shift + offset) / tick)
-                    if params.market_kind[k] == PERP or state.pos[e, a, k] >= size * (i + 1):
-                        push(
-                            ps,
-                            e,
-                            k,
-                            a,
-                            POST_ONLY,
-                            SELL,
-                            price,
-                            size,
-                            0,
-                            (f * n_markets + k) * 2 + 1,
-                        )
+            tolerance = math.floor(state.mark_price[e, k] * pp.requote / params.tick_size[k])
+            size = ps.maker_size[e, f, k]
+            for s in range(2):
+                for i in range(max_levels):
+                    oid = ps.maker_orders[e, f, k, s, i]
+                    if oid == 0:
+                        continue
+                    o = find_order(state, e, k, oid)
+                    target = 0 if away else ps.maker_target[e, f, k, s, i]
+                    keep = (
+                        o >= 0
+                        and target > 0
+                        and state.order_qty[e, k, o] == size
+                        and abs(state.order_price[e, k, o] - target) <= tolerance
+                    )
+                    if not keep:
+                        if o >= 0:
+                            push(ps, e, k, a, CANCEL, 0, 0, 0, oid, -1)
+                        ps.maker_orders[e, f, k, s, i] = 0
+        if away:
+            _flatten(params, state, pp, ps, e, a)
+            continue
+        for k in range(n_markets):
+            if not pp.quoted[k]:
+                continue
+            size = ps.maker_size[e, f, k]
+            for s in range(2):
+                side = BUY if s == 0 else SELL
+                for i in range(max_levels):
+                    price = ps.maker_target[e, f, k, s, i]
+                    if price > 0 and ps.maker_orders[e, f, k, s, i] == 0:
+                        tag = ((f * n_markets + k) * 2 + s) * max_levels + i
+                        push(ps, e, k, a, POST_ONLY, side, price, size, 0, tag)
 
 
 @kernel
 def record_maker_orders(pp, ps, e):
-    """Keep the ids of the quotes that now rest, to cancel them next step."""
+    """Keep the ids of the quotes that now rest, in their ladder slots."""
     max_levels = ps.maker_orders.shape[4]
     n_markets = ps.maker_orders.shape[2]
     for r in range(ps.n_buffer[e]):
@@ -154,10 +190,9 @@ def record_maker_orders(pp, ps, e):
         oid = ps.buffer_results[e, r, 1]
         if tag < 0 or oid == 0:
             continue
-        s = tag % 2
-        k = (tag // 2) % n_markets
-        f = tag // 2 // n_markets
-        for i in range(max_levels):
-            if ps.maker_orders[e, f, k, s, i] == 0:
-                ps.maker_orders[e, f, k, s, i] = oid
-                break
+        i = tag % max_levels
+        rest = tag // max_levels
+        s = rest % 2
+        k = (rest // 2) % n_markets
+        f = rest // 2 // n_markets
+        ps.maker_orders[e, f, k, s, i] = oid

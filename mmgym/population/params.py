@@ -65,6 +65,7 @@ class PopParams(NamedTuple):
     volatility_alpha: float
     loss_alpha: float
     flatten_rate: float
+    requote: float  # fraction of price a resting quote may drift from its target
     threshold_loss: np.ndarray  # float64[F]
     threshold_inventory: np.ndarray
     threshold_volatility: np.ndarray
@@ -97,6 +98,8 @@ class PopState(NamedTuple):
     peak_equity: np.ndarray  # float64[E, F]
     stress: np.ndarray  # float64[E, F]
     maker_orders: np.ndarray  # int64[E, F, K, 2, Lmax], resting ids (0 = none)
+    maker_target: np.ndarray  # int64[E, F, K, 2, Lmax], target price in ticks (0 = none)
+    maker_size: np.ndarray  # int64[E, F, K], lots per quote
     prev_index: np.ndarray  # float64[E, K]
     prev_mark: np.ndarray  # float64[E, K]
     vol_signal: np.ndarray  # float64[E, K], EWMA of squared index returns

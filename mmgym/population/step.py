@@ -46,13 +46,20 @@ def update_signals(params, state, pp, ps, e):
 
 @kernel
 def population_step(params, state, pp, ps, e, external, external_results, index):
-    """One step of env ``e``; ``external`` rows for env ``e`` go before the population's."""
+    """One step of env ``e``.
+
+    ``external[e]`` holds orders from outside the population (an RL agent's),
+    applied first; rows whose env column is not ``e`` are skipped. Their
+    results go to ``external_results[e]``.
+    """
     t = state.step[e]
     advance_index(pp, ps, e, t, index)
     begin_step(params, state, e, index)
-    for r in range(external.shape[0]):
-        if external[r, O_ENV] == e:
-            process_order(params, state, external, r, external_results)
+    rows = external[e]
+    results = external_results[e]
+    for r in range(rows.shape[0]):
+        if rows[r, O_ENV] == e:
+            process_order(params, state, rows, r, results)
             ps.n_orders[e] += 1
     update_stress(params, state, pp, ps, e)
     ps.n_buffer[e] = 0
@@ -88,7 +95,10 @@ def audit(params, state, e):
 
 @kernel
 def run_episode(params, state, pp, ps, n_steps, external, external_results, index, logs):
-    """Run ``n_steps`` steps of every env, logging each step into ``logs`` (see runner)."""
+    """Run ``n_steps`` steps of every env, logging each step into ``logs`` (see runner).
+
+    ``external`` (int64[E, R, 8]) rows are applied at every step (see ``population_step``).
+    """
     for t in range(n_steps):
         for e in range(state.cash.shape[0]):
             population_step(params, state, pp, ps, e, external, external_results, index)

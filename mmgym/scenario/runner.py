@@ -88,8 +88,8 @@ def run(name_or_config, seed: int = 0, **overrides) -> ScenarioResult:
         imbalance=np.zeros((1, steps), np.int64),
         cash=np.zeros((1, steps)),
     )
-    no_orders = np.zeros((0, ORDER_COLUMNS), np.int64)
-    no_results = np.zeros((0, RESULT_COLUMNS), np.int64)
+    no_orders = np.zeros((1, 0, ORDER_COLUMNS), np.int64)
+    no_results = np.zeros((1, 0, RESULT_COLUMNS), np.int64)
     t0 = time.perf_counter()
     run_episode(ex.params, ex.state, pp, ps, steps, no_orders, no_results, np.zeros(k), logs)
     seconds = time.perf_counter() - t0

@@ -1,0 +1,1 @@
+"""Gymnasium, vector, SB3 and PettingZoo environments over the exchange and its population."""

@@ -1,0 +1,202 @@
+"""Episode logic shared by the single, vector and multi-agent environments.
+
+``EpisodeCore`` owns a ``MarketBatch`` and turns its kernel outputs into what
+an RL API returns: observations, rewards from the chosen regime, termination
+(an agent's account liquidated or bankrupt), truncation (horizon) and the
+per-step ``info`` values under stable keys (``INFO_KEYS``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..scenario.runner import load_scenario
+from .batch import MarketBatch, agent_setup
+from .kernels import (
+    AC_ASK_NOTIONAL,
+    AC_BID_NOTIONAL,
+    AC_EQUITY,
+    AC_FEES,
+    AC_FLATTENED,
+    AC_INVENTORY,
+    AC_LIQUIDATED,
+    AC_MARGIN,
+    AC_PNL,
+    AC_QUOTED,
+    AC_SPREAD_BPS,
+    EV_ADL_COUNT,
+    EV_ADL_NOTIONAL,
+    EV_DEPTH,
+    EV_FUND,
+    EV_FUND_DRAWDOWN,
+    EV_LIQ_COUNT,
+    EV_LIQ_LONG,
+    EV_LIQ_SHORT,
+    EV_MID,
+    EV_MM_QUOTING,
+    EV_SOCIALISED,
+    EV_STRESS,
+    EV_VOLUME,
+)
+from .rewards import Duties, ObligationMonitor, StepAccounting, make_regime
+
+# info keys every step, per agent: (key, meaning).
+INFO_FIELDS = (
+    ("equity", "agent's mark-to-market equity, USDT"),
+    ("pnl", "change of equity this step (fees and rebates included), USDT"),
+    ("fees", "fees paid this step, USDT (negative = rebates earned)"),
+    ("inventory", "absolute position notional in the quoted markets, USDT"),
+    ("flattened", "notional sent to flatten the inventory this step, USDT"),
+    ("margin_ratio", "maintenance margin / margin equity (liquidation at 1)"),
+    ("quoted", "1 if both sides of every quoted market were posted"),
+    ("spread_bps", "widest quoted spread, bps (inf when not quoting both sides)"),
+    ("min_quote_notional", "smallest quoted side, USDT (0 when a side is missing)"),
+    ("obligation_compliant", "1 if this step met the quoting duties"),
+    ("obligation_presence", "compliant share of the duties' rolling window"),
+    ("obligation_breach", "1 while presence is below the duties' minimum"),
+    ("stressed", "1 while the stress indicator is on"),
+    ("mid", "fair price (mid, or mark when a side is empty) of the first quoted market"),
+    ("depth_1pct", "notional within 1% of mid, first quoted market, USDT"),
+    ("liq_notional_long", "long liquidation notional this step, all markets, USDT"),
+    ("liq_notional_short", "short liquidation notional this step, all markets, USDT"),
+    ("liq_count", "liquidation orders this step, all markets"),
+    ("adl_count", "auto-deleveraging events this step"),
+    ("adl_notional", "auto-deleveraged notional this step, USDT"),
+    ("volume", "traded notional this step, all markets, USDT"),
+    ("insurance_fund", "insurance fund balance, USDT"),
+    ("fund_drawdown", "insurance fund decrease this step, USDT"),
+    ("socialised_loss", "losses written off this step, USDT"),
+    ("mm_quoting", "share of scripted market-maker firms quoting"),
+    ("reward", "this step's reward"),
+)
+INFO_KEYS = tuple(key for key, _ in INFO_FIELDS)
+
+
+class EpisodeCore:
+    """E envs x G agents of one scenario under one reward regime."""
+
+    def __init__(
+        self,
+        scenario="calm",
+        n_envs: int = 1,
+        n_agents: int = 1,
+        regime="freedom",
+        regime_kwargs: dict | None = None,
+        duties: Duties | dict | None = None,
+        overrides: dict | None = None,
+        **setup_kwargs,
+    ):
+        self.scenario = load_scenario(scenario, **(overrides or {}))
+        self.setup = agent_setup(self.scenario, **setup_kwargs)
+        self.batch = MarketBatch(self.scenario, self.setup, n_envs, n_agents)
+        self.regime = make_regime(regime, **(regime_kwargs or {}))
+        if isinstance(duties, dict):
+            duties = Duties(**duties)
+        self.duties = duties or Duties()
+        self.monitor = ObligationMonitor(self.duties, n_envs * n_agents)
+        self.n_envs, self.n_agents = int(n_envs), int(n_agents)
+        self.last_parts: dict[str, np.ndarray] = {}
+
+    @property
+    def horizon(self) -> int:
+        return self.setup.horizon
+
+    def reset(self, e: int, rng: np.random.Generator) -> np.ndarray:
+        """Rebuild env ``e``; return its agents' first observations (float32[G, D])."""
+        self.batch.reset_env(e, rng)
+        self.monitor.reset(slice(e * self.n_agents, (e + 1) * self.n_agents))
+        return self.batch.agent_state.obs[e].copy()
+
+    def step(self, actions: np.ndarray, active: np.ndarray):
+        """Step the active envs with ``actions`` (float64[E, G, A], clipped to [-1, 1]).
+
+        Returns observations [E, G, D], rewards [E, G], terminated [E, G],
+        truncated [E] and info arrays {key: [E, G]}; inactive envs hold zeros.
+        """
+        b = self.batch
+        b.step(actions, active)
+        ag = b.agent_state
+        acc = ag.accounting
+        ev = ag.env_accounting
+        quoted = acc[:, :, AC_QUOTED]
+        min_notional = np.minimum(acc[:, :, AC_BID_NOTIONAL], acc[:, :, AC_ASK_NOTIONAL])
+        shape = quoted.shape
+
+        def per_agent(i):
+            """Env-level column ``i`` as [E, G] (a cheap view when G = 1)."""
+            column = ev[:, None, i]
+            return column if shape[1] == 1 else np.repeat(column, shape[1], axis=1)
+
+        stressed = per_agent(EV_STRESS)
+        compliant, presence, breach = self.monitor.update(
+            quoted.ravel(),
+            acc[:, :, AC_SPREAD_BPS].ravel(),
+            min_notional.ravel(),
+            stressed.ravel(),
+        )
+        accounting = StepAccounting(
+            pnl=acc[:, :, AC_PNL].ravel(),
+            fees=acc[:, :, AC_FEES].ravel(),
+            inventory=acc[:, :, AC_INVENTORY].ravel(),
+            quoted=quoted.ravel(),
+            spread_bps=acc[:, :, AC_SPREAD_BPS].ravel(),
+            min_notional=min_notional.ravel(),
+            stressed=stressed.ravel(),
+            fund_drawdown=per_agent(EV_FUND_DRAWDOWN).ravel(),
+            socialised_loss=per_agent(EV_SOCIALISED).ravel(),
+            compliant=compliant.astype(np.float64),
+            presence=presence,
+            breach=breach.astype(np.float64),
+            capital=self.setup.capital,
+        )
+        parts = self.regime.parts(accounting)
+        reward = sum(parts.values()).reshape(shape)
+        self.last_parts = {k: v.reshape(shape) for k, v in parts.items()}
+        terminated = acc[:, :, AC_LIQUIDATED] > 0
+        truncated = ag.elapsed >= self.horizon
+        info = {
+            "equity": acc[:, :, AC_EQUITY],
+            "pnl": acc[:, :, AC_PNL],
+            "fees": acc[:, :, AC_FEES],
+            "inventory": acc[:, :, AC_INVENTORY],
+            "flattened": acc[:, :, AC_FLATTENED],
+            "margin_ratio": acc[:, :, AC_MARGIN],
+            "quoted": quoted,
+            "spread_bps": acc[:, :, AC_SPREAD_BPS],
+            "min_quote_notional": min_notional,
+            "obligation_compliant": compliant.reshape(shape).astype(np.float64),
+            "obligation_presence": presence.reshape(shape),
+            "obligation_breach": breach.reshape(shape).astype(np.float64),
+            "stressed": stressed,
+            "mid": per_agent(EV_MID),
+            "depth_1pct": per_agent(EV_DEPTH),
+            "liq_notional_long": per_agent(EV_LIQ_LONG),
+            "liq_notional_short": per_agent(EV_LIQ_SHORT),
+            "liq_count": per_agent(EV_LIQ_COUNT),
+            "adl_count": per_agent(EV_ADL_COUNT),
+            "adl_notional": per_agent(EV_ADL_NOTIONAL),
+            "volume": per_agent(EV_VOLUME),
+            "insurance_fund": per_agent(EV_FUND),
+            "fund_drawdown": per_agent(EV_FUND_DRAWDOWN),
+            "socialised_loss": per_agent(EV_SOCIALISED),
+            "mm_quoting": per_agent(EV_MM_QUOTING),
+            "reward": reward,
+        }
+        return ag.obs.copy(), reward, terminated, truncated, info
+
+
+def check_actions(action, shape: tuple[int, ...]) -> np.ndarray:
+    """``action`` as float64 of ``shape``, clipped to [-1, 1]; ValueError if malformed.
+
+    Accepted: any floating dtype of exactly ``shape``, every value finite.
+    Values outside [-1, 1] are clipped to the bounds (documented behaviour, as
+    SB3 does with its Gaussian policies).
+    """
+    arr = np.asarray(action)
+    if arr.dtype.kind != "f":
+        raise ValueError(f"action must be a floating-point array, got dtype {arr.dtype}")
+    if arr.shape != shape:
+        raise ValueError(f"action must have shape {shape}, got {arr.shape}")
+    if not np.isfinite(arr).all():
+        raise ValueError("action must be finite (got NaN or inf); allowed range [-1, 1]")
+    return np.clip(arr, -1.0, 1.0).astype(np.float64)

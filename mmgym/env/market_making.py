@@ -1,0 +1,187 @@
+"""``mmgym/MarketMaking-v0``: one learning market maker inside a scenario's population."""
+
+from __future__ import annotations
+
+from collections import deque
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+
+from .core import INFO_KEYS, EpisodeCore, check_actions
+from .observation import observation_space
+
+
+class MarketMakingEnv(gym.Env):
+    """
+    ## Description
+
+    The agent is one market-making account on a simulated crypto derivatives
+    venue: limit order books with price-time priority, perpetuals with tiered
+    maintenance margin, mark and index prices, a liquidation engine whose
+    orders hit the book, an insurance fund and auto-deleveraging. Around it
+    trades a scripted population (background flow, thousands of leveraged
+    traders, scripted maker firms that withdraw under stress, collateral
+    loopers) driven by an exogenous index. In ``calm`` nothing happens; in
+    ``oct10`` a macro shock sets off the cascade of 10 October 2025. The agent
+    chooses every step where and how much to quote, and whether to stay.
+
+    ## Action Space
+
+    ``Box(-1, 1, (5 * M,), float32)`` for M quoted markets (4 * M with
+    ``flatten=False``). Per market, in order: bid offset, ask offset, bid
+    size, ask size, flatten intensity. Offsets map linearly from [-1, 1] to
+    ``min_offset_bps..max_offset_bps`` of the fair price (book mid, or mark
+    when a side is empty), rounded away from it to whole ticks. Sizes map
+    from [-1, 1] to ``0..max_quote_notional`` USDT; below ``min_size`` of the
+    maximum the side is not quoted, so withdrawing is a legal action. Quotes
+    are post-only limit orders in the real book; a quote left unchanged keeps
+    its queue place. Flatten intensity ``max(a, 0)`` sends an IOC order for
+    that share of the position. Values outside [-1, 1] are clipped; NaN, inf,
+    a non-float dtype or a wrong shape raise ``ValueError``.
+
+    ## Observation Space
+
+    ``Box(float32)`` of ``12 * M + 9`` columns, normalised (table:
+    ``mmgym.env.observation.observation_table()``, also in the README):
+    per quoted market the last return, trend and realised volatility in
+    units of the usual volatility, book spread, depth imbalance, 1% depth
+    against its level at the start, basis, own inventory, liquidation flow,
+    own ADL light and whether each own quote is posted; then own PnL,
+    unrealised PnL, margin ratio, own collateral value, insurance fund,
+    stress indicator, time of day (sin, cos) and elapsed share of the horizon.
+
+    ## Rewards
+
+    In basis points of the agent's capital C, per step (``regime=``):
+
+    * ``freedom``: ``1e4 * dE / C - k * 1e4 * (I / C)^2`` with dE the change
+      of mark-to-market equity (fees and rebates included), I the absolute
+      inventory notional, k = ``inventory_penalty`` (1e-5: 20% of capital held
+      for an hour costs about 14 bps).
+    * ``obligation``: freedom ``+ rebate * compliant - penalty * breach``:
+      a step is compliant when both sides are posted with spread at most
+      ``max_spread_bps`` (tripled under stress) and at least ``min_notional``
+      a side; breach while the compliant share of the last ``window`` steps
+      is below ``min_presence`` (see ``mmgym.env.rewards.Duties``).
+    * ``liability``: freedom ``- share * 1e4 * (fund drawdown + socialised
+      loss) / C`` on steps the agent was not quoting both sides.
+    * a callable ``f(acc: StepAccounting) -> float``.
+
+    ## Starting State
+
+    A fresh population drawn from the seed; the population trades alone for
+    ``warmup`` engine steps so the book is full, then the agent starts flat
+    with its capital (part of it in collateral coin when the scenario's firms
+    use unified accounts).
+
+    ## Episode End
+
+    Terminated when the agent's account is being liquidated or its equity
+    is gone. Truncated after ``horizon`` steps (default: the rest of the
+    scenario). ``info`` carries the same keys every step
+    (``mmgym.env.core.INFO_FIELDS``: PnL parts, fees, obligation status,
+    depth, liquidations, ADL, insurance fund) and ``reward_<part>`` per term
+    of the regime.
+
+    ## Arguments
+
+    ``scenario`` ("calm"): name, path or mapping of a scenario in
+    ``configs/``; ``overrides``: dict of scenario overrides (switches or
+    dotted keys); ``regime`` ("freedom"), ``regime_kwargs``; ``duties``
+    (``Duties`` or dict); ``market``: market name or list (default: the
+    thinnest perpetual the scripted firms quote); ``dt``: seconds per step (a
+    multiple of the scenario's step); ``horizon``: steps per episode;
+    ``render_mode``: "ansi" or "rgb_array"; and ``warmup``, ``capital``,
+    ``leverage``, ``max_quote_notional``, ``min_offset_bps``,
+    ``max_offset_bps``, ``min_size``, ``flatten``, ``stress_volatility``,
+    ``stress_liquidations``, ``stress_move_bps``, ``stress_halflife`` (see
+    ``mmgym.env.batch.AgentSetup``).
+
+    ## Vectorized environment
+
+    ``gymnasium.make_vec("mmgym/MarketMaking-v0", num_envs=N,
+    vectorization_mode="vector_entry_point")`` steps N exchanges in one numba
+    call (``MarketMakingVectorEnv``); ``mmgym.make_sb3_vec_env`` wraps it for
+    Stable-Baselines3; ``mmgym.parallel_env`` puts K learning makers in one
+    exchange (PettingZoo).
+
+    ## Version History
+
+    * v0: initial version.
+    """
+
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+
+    def __init__(
+        self,
+        scenario="calm",
+        regime="freedom",
+        market=None,
+        dt=None,
+        horizon=None,
+        render_mode: str | None = None,
+        regime_kwargs: dict | None = None,
+        duties=None,
+        overrides: dict | None = None,
+        **setup_kwargs,
+    ):
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode must be one of {self.metadata['render_modes']} or None, "
+                f"got {render_mode!r}"
+            )
+        self.render_mode = render_mode
+        self.core = EpisodeCore(
+            scenario,
+            n_envs=1,
+            n_agents=1,
+            regime=regime,
+            regime_kwargs=regime_kwargs,
+            duties=duties,
+            overrides=overrides,
+            market=market,
+            dt=dt,
+            horizon=horizon,
+            **setup_kwargs,
+        )
+        batch = self.core.batch
+        self.action_space = spaces.Box(-1.0, 1.0, (batch.action_size,), np.float32)
+        self.observation_space = observation_space(batch.n_markets)
+        self._action_shape = (1, 1, batch.action_size)
+        self._active = np.ones(1, bool)
+        self._done = True
+        self.history: deque = deque(maxlen=600)
+
+    @property
+    def horizon(self) -> int:
+        return self.core.horizon
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        obs = self.core.reset(0, self.np_random)[0]
+        self._done = False
+        self.history.clear()
+        return obs, {}
+
+    def step(self, action):
+        if self._done:
+            raise RuntimeError("the episode has ended; call reset() before step()")
+        actions = check_actions(action, self.action_space.shape).reshape(self._action_shape)
+        obs, reward, terminated, truncated, info = self.core.step(actions, self._active)
+        info = {key: float(info[key][0, 0]) for key in INFO_KEYS}
+        for part, value in self.core.last_parts.items():
+            info[f"reward_{part}"] = float(value[0, 0])
+        self._done = bool(terminated[0, 0] or truncated[0])
+        self.history.append(info)
+        return obs[0, 0], float(reward[0, 0]), bool(terminated[0, 0]), bool(truncated[0]), info
+
+    def render(self):
+        if self.render_mode is None:
+            gym.logger.warn("render() needs render_mode='ansi' or 'rgb_array' at construction")
+            return None
+        from . import render
+
+        if self.render_mode == "ansi":
+            return render.ansi(self.core.batch, 0, 0, self.history)
+        return render.rgb_array(self.core.batch, 0, self.history)

@@ -1,0 +1,213 @@
+"""Reward regimes: from "freedom" (no duty to quote) to "obligation" and "liability".
+
+Every regime maps one env step's accounting (``StepAccounting``, arrays with
+one entry per agent) to rewards in basis points of the agent's capital. The
+obligation monitor runs under every regime, so ``info`` always says whether
+the agent met the quoting duties, even when its reward ignores them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import numpy as np
+
+from ..core.config import ConfigError, check_number
+
+BPS = 1e4
+
+
+@dataclasses.dataclass
+class StepAccounting:
+    """One env step, one entry per agent (arrays of equal length).
+
+    ``pnl``: change of mark-to-market equity (USDT; fees and rebates are in
+    it), ``fees``: fees paid (negative = rebates earned), ``inventory``:
+    absolute position notional in the quoted markets, ``quoted``: 1 when both
+    sides of every quoted market were posted, ``spread_bps`` and
+    ``min_notional``: the widest quoted spread and the smallest quoted side,
+    ``stressed``: the market stress indicator, ``fund_drawdown`` and
+    ``socialised_loss``: what the insurance fund lost and what was written off
+    as socialised loss this step, ``compliant``, ``presence`` and ``breach``:
+    the obligation monitor's verdict, ``capital``: the agent's starting capital.
+    """
+
+    pnl: np.ndarray
+    fees: np.ndarray
+    inventory: np.ndarray
+    quoted: np.ndarray
+    spread_bps: np.ndarray
+    min_notional: np.ndarray
+    stressed: np.ndarray
+    fund_drawdown: np.ndarray
+    socialised_loss: np.ndarray
+    compliant: np.ndarray
+    presence: np.ndarray
+    breach: np.ndarray
+    capital: float
+
+
+@dataclasses.dataclass(frozen=True)
+class Duties:
+    """Quoting duties modelled on exchange market-maker programmes.
+
+    A step is compliant when both sides of every quoted market are posted,
+    the quoted spread is at most ``max_spread_bps`` (times
+    ``stress_multiplier`` while the stress indicator is on) and each side is
+    at least ``min_notional`` USDT. Presence is the compliant share of the
+    last ``window`` steps; the agent is in breach while it is below
+    ``min_presence``.
+    """
+
+    max_spread_bps: float = 50.0
+    min_notional: float = 10_000.0
+    window: int = 300
+    min_presence: float = 0.9
+    stress_multiplier: float = 3.0
+
+    def __post_init__(self):
+        check_number("duties.max_spread_bps", self.max_spread_bps, 0.0, 1e5, lo_open=True)
+        check_number("duties.min_notional", self.min_notional, 0.0, 1e13)
+        check_number("duties.window", self.window, 1, 10**6, integer=True)
+        check_number("duties.min_presence", self.min_presence, 0.0, 1.0)
+        check_number("duties.stress_multiplier", self.stress_multiplier, 1.0, 1e3)
+
+
+class ObligationMonitor:
+    """Rolling presence of ``n`` agents against ``Duties``."""
+
+    def __init__(self, duties: Duties, n: int):
+        self.duties = duties
+        self.history = np.zeros((n, duties.window), bool)
+        self.count = np.zeros(n, np.int64)
+
+    def reset(self, which) -> None:
+        self.history[which] = False
+        self.count[which] = 0
+
+    def update(self, quoted, spread_bps, min_notional, stressed):
+        """Record one step; return (compliant, presence, breach) arrays."""
+        d = self.duties
+        allowance = np.where(stressed, d.max_spread_bps * d.stress_multiplier, d.max_spread_bps)
+        compliant = (quoted > 0) & (spread_bps <= allowance) & (min_notional >= d.min_notional)
+        slot = self.count % d.window
+        self.history[np.arange(len(slot)), slot] = compliant
+        self.count += 1
+        seen = np.minimum(self.count, d.window)
+        presence = self.history.sum(axis=1) / seen
+        return compliant, presence, presence < d.min_presence
+
+
+class Regime:
+    """Base of the built-in regimes: ``parts`` gives the named terms, the reward is their sum."""
+
+    name = "regime"
+
+    def parts(self, acc: StepAccounting) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def __call__(self, acc: StepAccounting) -> np.ndarray:
+        return sum(self.parts(acc).values())
+
+
+class Freedom(Regime):
+    """``freedom``: no duty to quote.
+
+    reward = 1e4 * pnl / capital - inventory_penalty * 1e4 * (inventory / capital)^2
+
+    pnl is the step's change of mark-to-market equity, fees and rebates
+    included; the quadratic inventory penalty stands for the risk a desk
+    charges for holding a position.
+    """
+
+    name = "freedom"
+
+    def __init__(self, inventory_penalty: float = 1e-5):
+        self.inventory_penalty = check_number("inventory_penalty", inventory_penalty, 0.0, 1e6)
+
+    def parts(self, acc):
+        return {
+            "pnl": BPS * acc.pnl / acc.capital,
+            "inventory": -self.inventory_penalty * BPS * (acc.inventory / acc.capital) ** 2,
+        }
+
+
+class Obligation(Freedom):
+    """``obligation``: freedom plus quoting duties (see ``Duties``).
+
+    reward = freedom + rebate * compliant - penalty * breach
+
+    ``compliant`` is 1 on a step that met the duties (the programme's rebate is
+    paid only then); ``breach`` is 1 while presence over the rolling window is
+    below the minimum.
+    """
+
+    name = "obligation"
+
+    def __init__(self, inventory_penalty: float = 1e-5, rebate: float = 0.05, penalty: float = 1.0):
+        super().__init__(inventory_penalty)
+        self.rebate = check_number("rebate", rebate, 0.0, 1e6)
+        self.penalty = check_number("penalty", penalty, 0.0, 1e6)
+
+    def parts(self, acc):
+        out = super().parts(acc)
+        out["rebate"] = self.rebate * acc.compliant
+        out["penalty"] = -self.penalty * acc.breach
+        return out
+
+
+class Liability(Freedom):
+    """``liability``: freedom plus "skin in the game" for the fund's losses.
+
+    reward = freedom - share * 1e4 * (fund_drawdown + socialised_loss) / capital * (1 - quoted)
+
+    A maker that is not quoting both sides when the insurance fund pays out
+    or losses are socialised carries ``share`` of them.
+    """
+
+    name = "liability"
+
+    def __init__(self, inventory_penalty: float = 1e-5, share: float = 0.1):
+        super().__init__(inventory_penalty)
+        self.share = check_number("share", share, 0.0, 1.0)
+
+    def parts(self, acc):
+        out = super().parts(acc)
+        loss = acc.fund_drawdown + acc.socialised_loss
+        out["liability"] = -self.share * BPS * loss / acc.capital * (1.0 - acc.quoted)
+        return out
+
+
+class Custom(Regime):
+    """A user callable ``fn(acc: StepAccounting) -> rewards`` (array or scalar per agent)."""
+
+    name = "custom"
+
+    def __init__(self, fn: Callable):
+        self.fn = fn
+
+    def parts(self, acc):
+        reward = np.asarray(self.fn(acc), dtype=np.float64)
+        reward = np.broadcast_to(reward, acc.pnl.shape).astype(np.float64)
+        if not np.isfinite(reward).all():
+            raise ValueError("the custom reward returned a NaN or infinite value")
+        return {"custom": reward}
+
+
+REGIMES = {"freedom": Freedom, "obligation": Obligation, "liability": Liability}
+
+
+def make_regime(regime, **kwargs) -> Regime:
+    """A regime from its name (with keyword parameters), an instance, or a callable."""
+    if isinstance(regime, Regime):
+        return regime
+    if isinstance(regime, str):
+        if regime not in REGIMES:
+            raise ConfigError(
+                f"regime must be one of {sorted(REGIMES)} or a callable, got {regime!r}"
+            )
+        return REGIMES[regime](**kwargs)
+    if callable(regime):
+        return Custom(regime)
+    raise ConfigError(f"regime must be one of {sorted(REGIMES)} or a callable, got {regime!r}")

@@ -1,0 +1,184 @@
+"""Native vector env: N exchanges stepped by one numba call.
+
+Env ``i`` is reset from its own generator, seeded ``seed + i`` as in
+Gymnasium's vector envs, so its trajectory equals a ``MarketMakingEnv``
+reset with ``seed + i`` and then reset without a seed after each episode.
+"""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+from gymnasium import spaces
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode, VectorEnv
+from gymnasium.vector.utils import batch_space
+
+from .core import INFO_KEYS, EpisodeCore, check_actions
+from .market_making import MarketMakingEnv
+from .observation import observation_space
+
+_MODES = {mode.value: mode for mode in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP)}
+
+
+def _autoreset_mode(mode) -> AutoresetMode:
+    if isinstance(mode, AutoresetMode) and mode in _MODES.values():
+        return mode
+    if isinstance(mode, str) and mode in _MODES:
+        return _MODES[mode]
+    raise ValueError(
+        f"autoreset_mode must be AutoresetMode.NEXT_STEP or AutoresetMode.SAME_STEP "
+        f"(or {list(_MODES)}), got {mode!r}"
+    )
+
+
+class MarketMakingVectorEnv(VectorEnv):
+    """``num_envs`` copies of ``MarketMakingEnv`` in one batch (same keyword arguments).
+
+    ``autoreset_mode``: ``NEXT_STEP`` (default; the step after an episode ends
+    resets that env and returns its first observation with reward 0) or
+    ``SAME_STEP`` (the env resets at once; the last observation is in
+    ``info["final_obs"]`` and its info in ``info["final_info"]``, as SB3
+    expects). The env enforces its own horizon. ``info`` holds one array per
+    key of ``INFO_KEYS`` (and ``reward_<part>``), with the usual ``_key`` masks.
+    """
+
+    metadata = {
+        "render_modes": ["ansi", "rgb_array"],
+        "autoreset_mode": AutoresetMode.NEXT_STEP,
+    }
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        scenario="calm",
+        regime="freedom",
+        market=None,
+        dt=None,
+        horizon=None,
+        render_mode: str | None = None,
+        autoreset_mode=AutoresetMode.NEXT_STEP,
+        regime_kwargs: dict | None = None,
+        duties=None,
+        overrides: dict | None = None,
+        **setup_kwargs,
+    ):
+        if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)):
+            raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+        if num_envs < 1:
+            raise ValueError(f"num_envs must be an integer >= 1, got {num_envs!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode must be 'ansi', 'rgb_array' or None, got {render_mode!r}"
+            )
+        self.autoreset_mode = _autoreset_mode(autoreset_mode)
+        self.metadata = {**self.metadata, "autoreset_mode": self.autoreset_mode}
+        self.render_mode = render_mode
+        self.num_envs = int(num_envs)
+        self.core = EpisodeCore(
+            scenario,
+            n_envs=self.num_envs,
+            n_agents=1,
+            regime=regime,
+            regime_kwargs=regime_kwargs,
+            duties=duties,
+            overrides=overrides,
+            market=market,
+            dt=dt,
+            horizon=horizon,
+            **setup_kwargs,
+        )
+        batch = self.core.batch
+        self.single_action_space = spaces.Box(-1.0, 1.0, (batch.action_size,), np.float32)
+        self.single_observation_space = observation_space(batch.n_markets)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self._generators = [None] * self.num_envs
+        self._needs_reset = np.zeros(self.num_envs, bool)
+        self._started = False
+        self._obs = np.zeros((self.num_envs, batch.obs_size), np.float32)
+
+    @property
+    def horizon(self) -> int:
+        return self.core.horizon
+
+    def reset(self, *, seed=None, options: dict | None = None):
+        """Reset every env (or those in ``options["reset_mask"]``); env i takes ``seed + i``."""
+        mask = np.ones(self.num_envs, bool)
+        if options and "reset_mask" in options:
+            mask = np.asarray(options["reset_mask"], bool)
+            if mask.shape != (self.num_envs,):
+                raise ValueError(f"reset_mask must have shape ({self.num_envs},), got {mask.shape}")
+        if seed is None:
+            seeds = [None] * self.num_envs
+        elif isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+            seeds = [int(seed) + i for i in range(self.num_envs)]
+        else:
+            seeds = list(seed)
+            if len(seeds) != self.num_envs:
+                raise ValueError(f"seed must be an int or {self.num_envs} seeds, got {seed!r}")
+        for i in np.flatnonzero(mask):
+            if seeds[i] is not None or self._generators[i] is None:
+                self._generators[i], _ = seeding.np_random(seeds[i])
+            self._obs[i] = self.core.reset(i, self._generators[i])[0]
+            self._needs_reset[i] = False
+        self._started = True
+        return self._obs.copy(), {}
+
+    def step(self, actions):
+        if not self._started:
+            raise RuntimeError("call reset() before step()")
+        b = self.core.batch
+        actions = check_actions(actions, (self.num_envs, b.action_size))
+        active = ~self._needs_reset
+        obs, reward, terminated, truncated, info = self.core.step(actions[:, None, :], active)
+        obs, reward, terminated = obs[:, 0], reward[:, 0].copy(), terminated[:, 0].copy()
+        truncated = truncated & ~terminated
+        infos = {key: info[key][:, 0].copy() for key in INFO_KEYS}
+        for part, value in self.core.last_parts.items():
+            infos[f"reward_{part}"] = value[:, 0].copy()
+        resetting = ~active
+        reward[resetting] = 0.0
+        terminated[resetting] = False
+        truncated[resetting] = False
+        self._obs[active] = obs[active]
+        done = (terminated | truncated) & active
+        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
+            for i in np.flatnonzero(resetting):
+                self._obs[i] = self.core.reset(i, self._generators[i])[0]
+            self._needs_reset = done
+        else:
+            if done.any():
+                # Gymnasium's layout: an object array of last observations, and the
+                # last step's info with masks that select the finished envs.
+                final_obs = np.full(self.num_envs, None, dtype=object)
+                for i in np.flatnonzero(done):
+                    final_obs[i] = self._obs[i].copy()
+                final_info = {key: value.copy() for key, value in infos.items()}
+                final_info.update({f"_{key}": done.copy() for key in list(final_info)})
+                infos["final_obs"], infos["_final_obs"] = final_obs, done.copy()
+                infos["final_info"], infos["_final_info"] = final_info, done.copy()
+            for i in np.flatnonzero(done):
+                self._obs[i] = self.core.reset(i, self._generators[i])[0]
+        for key in INFO_KEYS + tuple(f"reward_{part}" for part in self.core.last_parts):
+            infos[f"_{key}"] = np.ones(self.num_envs, bool)
+        return self._obs.copy(), reward, terminated, truncated, infos
+
+    def render(self):
+        if self.render_mode is None:
+            gym.logger.warn("render() needs render_mode='ansi' or 'rgb_array' at construction")
+            return None
+        from . import render
+
+        if self.render_mode == "ansi":
+            return render.ansi(self.core.batch, 0, 0, ())
+        return render.rgb_array(self.core.batch, 0, ())
+
+
+def make_vector_env(num_envs: int = 1, **kwargs) -> MarketMakingVectorEnv:
+    """Vector entry point of ``mmgym/MarketMaking-v0`` (``gymnasium.make_vec``)."""
+    kwargs.pop("max_episode_steps", None)  # the env enforces its own horizon
+    return MarketMakingVectorEnv(num_envs=num_envs, **kwargs)
+
+
+__all__ = ["MarketMakingEnv", "MarketMakingVectorEnv", "make_vector_env"]

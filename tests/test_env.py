@@ -1,0 +1,311 @@
+"""The Gymnasium environments: API checkers, determinism, vector vs single, bad input."""
+
+import subprocess
+import sys
+import warnings
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+from gymnasium.vector import AutoresetMode
+from stable_baselines3.common.env_checker import check_env as sb3_check_env
+
+import mmgym
+from mmgym.core.config import ConfigError
+from mmgym.env.core import INFO_KEYS
+from mmgym.env.market_making import MarketMakingEnv
+from mmgym.env.observation import observation_names, observation_table
+from mmgym.env.vector import MarketMakingVectorEnv
+
+SHORT = {"horizon": 40}
+
+
+def rollout(env, seed, actions):
+    obs, _ = env.reset(seed=seed)
+    out = [obs]
+    for a in actions:
+        obs, reward, terminated, truncated, info = env.step(a)
+        out += [obs, np.float64(reward), np.float64(info["equity"])]
+        if terminated or truncated:
+            out.append(env.reset()[0])
+    return out
+
+
+def random_actions(n, size, seed=0):
+    return np.random.default_rng(seed).uniform(-1, 1, (n, size)).astype(np.float32)
+
+
+@pytest.mark.parametrize("regime", ["freedom", "obligation", "liability", lambda acc: acc.pnl])
+def test_checkers_pass_without_warnings(regime):
+    env = gym.make("mmgym/MarketMaking-v0", regime=regime, **SHORT).unwrapped
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env)
+        sb3_check_env(env, warn=True)
+    assert [str(w.message) for w in caught] == []
+
+
+def test_make_by_id_with_and_without_import():
+    env = gym.make("mmgym/MarketMaking-v0", **SHORT)
+    assert isinstance(env.unwrapped, MarketMakingEnv)
+    code = (
+        "import gymnasium as gym, sys; "
+        "env = gym.make('mmgym:mmgym/MarketMaking-v0', horizon=5); "
+        "print(env.reset(seed=1)[0].shape)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == str(env.observation_space.shape)
+
+
+def test_same_seed_same_trajectory_even_in_alternation():
+    actions = random_actions(90, 5)
+    reference = rollout(MarketMakingEnv(**SHORT), 7, actions)
+    assert len(reference) > 3 * 90  # at least one reset happened inside
+    a, b = MarketMakingEnv(**SHORT), MarketMakingEnv(**SHORT)
+    out_a, out_b = [a.reset(seed=7)[0]], [b.reset(seed=7)[0]]
+    for act in actions:  # step the two envs in alternation
+        for env, out in ((a, out_a), (b, out_b)):
+            obs, reward, terminated, truncated, info = env.step(act)
+            out += [obs, np.float64(reward), np.float64(info["equity"])]
+            if terminated or truncated:
+                out.append(env.reset()[0])
+    for got in (out_a, out_b):
+        assert len(got) == len(reference)
+        for x, y in zip(got, reference, strict=True):
+            np.testing.assert_array_equal(x, y)
+    other = rollout(MarketMakingEnv(**SHORT), 8, actions)
+    assert not np.array_equal(other[0], reference[0])
+
+
+@pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
+def test_vector_env_equals_single_envs(mode):
+    n, steps = 3, 60
+    actions = random_actions(steps * n, 5, seed=3).reshape(steps, n, 5)
+    venv = gym.make_vec(
+        "mmgym/MarketMaking-v0",
+        num_envs=n,
+        vectorization_mode="vector_entry_point",
+        autoreset_mode=mode,
+        **SHORT,
+    )
+    obs, _ = venv.reset(seed=11)
+    singles = [MarketMakingEnv(**SHORT) for _ in range(n)]
+    single_obs = [env.reset(seed=11 + i)[0] for i, env in enumerate(singles)]
+    np.testing.assert_array_equal(obs, np.stack(single_obs))
+    pending = [False] * n
+    for t in range(steps):
+        obs, reward, terminated, truncated, info = venv.step(actions[t])
+        for i, env in enumerate(singles):
+            if pending[i]:  # NEXT_STEP: this step only reset env i
+                expected, pending[i] = env.reset()[0], False
+                assert reward[i] == 0 and not terminated[i] and not truncated[i]
+                np.testing.assert_array_equal(obs[i], expected)
+                continue
+            o, r, te, tr, inf = env.step(actions[t, i])
+            assert (reward[i], terminated[i], truncated[i]) == (r, te, tr)
+            assert all(info[k][i] == inf[k] for k in INFO_KEYS if np.isfinite(inf[k]))
+            if te or tr:
+                if mode == AutoresetMode.SAME_STEP:
+                    np.testing.assert_array_equal(info["final_obs"][i], o)
+                    np.testing.assert_array_equal(obs[i], env.reset()[0])
+                else:
+                    np.testing.assert_array_equal(obs[i], o)
+                    pending[i] = True
+            else:
+                np.testing.assert_array_equal(obs[i], o)
+
+
+def test_info_has_stable_keys_every_step():
+    env = MarketMakingEnv(regime="obligation", **SHORT)
+    env.reset(seed=0)
+    keys = None
+    for a in random_actions(10, 5):
+        info = env.step(a)[4]
+        keys = keys or list(info)
+        assert list(info) == keys
+    assert set(INFO_KEYS) <= set(keys)
+    assert {"reward_pnl", "reward_inventory", "reward_rebate", "reward_penalty"} <= set(keys)
+
+
+@pytest.mark.parametrize(
+    "action, message",
+    [
+        (np.full(5, np.nan, np.float32), "finite"),
+        (np.array([0, 0, 0, np.inf, 0], np.float32), "finite"),
+        (np.zeros(4, np.float32), r"shape \(5,\)"),
+        (np.zeros((1, 5), np.float32), r"shape \(5,\)"),
+        (np.zeros(5, np.int64), "floating-point"),
+        (np.zeros(5, bool), "floating-point"),
+    ],
+)
+def test_bad_actions_raise_value_error(action, message):
+    env = MarketMakingEnv(**SHORT)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=message):
+        env.step(action)
+
+
+def test_out_of_range_actions_are_clipped():
+    a, b = MarketMakingEnv(**SHORT), MarketMakingEnv(**SHORT)
+    a.reset(seed=0)
+    b.reset(seed=0)
+    big = np.array([5.0, -7.0, 3.0, 2.0, -9.0], np.float32)
+    np.testing.assert_array_equal(a.step(big)[0], b.step(np.clip(big, -1, 1))[0])
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"regime": "anarchy"}, "regime must be one of"),
+        ({"market": "DOGEUSDT"}, "market 'DOGEUSDT' is not in scenario"),
+        ({"dt": 1.5}, "dt must be a whole multiple"),
+        ({"horizon": 0}, r"horizon must be in \[1,"),
+        ({"max_offset_bps": -1.0}, "max_offset_bps must be in"),
+        ({"scenario": "nowhere"}, "unknown scenario 'nowhere'"),
+        ({"render_mode": "human"}, "render_mode must be one of"),
+    ],
+)
+def test_bad_arguments_name_the_field(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        MarketMakingEnv(**kwargs)
+    assert issubclass(ConfigError, ValueError)
+
+
+def test_withdrawal_is_a_legal_action_and_no_quotes_rest():
+    env = MarketMakingEnv(**SHORT)
+    env.reset(seed=0)
+    withdraw = np.array([0, 0, -1, -1, -1], np.float32)
+    obs, _, _, _, info = env.step(withdraw)
+    assert info["quoted"] == 0 and info["min_quote_notional"] == 0
+    batch = env.core.batch
+    account = batch.agent_params.account[0]
+    assert not (batch.state.order_owner[0][batch.state.order_id[0] > 0] == account).any()
+
+
+def test_dt_groups_engine_steps():
+    env = MarketMakingEnv(dt=5.0, horizon=4)
+    env.reset(seed=0)
+    step0 = int(env.core.batch.state.step[0])
+    env.step(np.zeros(5, np.float32))
+    assert env.core.batch.state.step[0] == step0 + 5
+
+
+def test_renders():
+    env = MarketMakingEnv(render_mode="ansi", **SHORT)
+    env.reset(seed=0)
+    env.step(np.array([-0.9, -0.9, 0, 0, -1], np.float32))  # 10 bps from mid: near the top
+    text = env.render()
+    assert "bid" in text and "ask" in text and "<- agent" in text and "insurance fund" in text
+    env = MarketMakingEnv(render_mode="rgb_array", **SHORT)
+    env.reset(seed=0)
+    env.step(np.zeros(5, np.float32))
+    image = env.render()
+    assert image.ndim == 3 and image.shape[2] == 3 and image.dtype == np.uint8
+
+
+def test_observation_table_matches_space():
+    env = MarketMakingEnv(**SHORT)
+    names = observation_names(env.core.setup.markets)
+    assert len(names) == env.observation_space.shape[0]
+    assert observation_table().count("\n") == 12 + 9 + 1
+
+
+def test_multi_market_agent():
+    env = MarketMakingEnv(market=["BTCUSDT", "ALTUSDT"], **SHORT)
+    obs, _ = env.reset(seed=0)
+    assert env.action_space.shape == (10,) and obs.shape == (2 * 12 + 9,)
+    env.step(np.zeros(10, np.float32))
+
+
+def test_vector_env_rejects_bad_input():
+    with pytest.raises(ValueError, match="num_envs"):
+        MarketMakingVectorEnv(num_envs=0)
+    with pytest.raises(ValueError, match="autoreset_mode"):
+        MarketMakingVectorEnv(num_envs=2, autoreset_mode="sometimes")
+    venv = MarketMakingVectorEnv(num_envs=2, **SHORT)
+    venv.reset(seed=0)
+    with pytest.raises(ValueError, match=r"shape \(2, 5\)"):
+        venv.step(np.zeros(5, np.float32))
+
+
+def test_sb3_adapter():
+    env = mmgym.make_sb3_vec_env(n_envs=2, horizon=5)
+    env.seed(3)
+    obs = env.reset()
+    assert obs.shape == (2, 21)
+    assert env.get_attr("horizon") == [5, 5]
+    env.set_attr("render_mode", None)
+    assert len(env.env_method("__repr__", indices=[1])) == 1
+    done_seen = False
+    for _ in range(6):
+        obs, reward, done, infos = env.step(np.zeros((2, 5), np.float32))
+        if done.any():
+            done_seen = True
+            i = int(np.flatnonzero(done)[0])
+            assert infos[i]["TimeLimit.truncated"] is True
+            assert infos[i]["terminal_observation"].shape == (21,)
+            assert "episode" in infos[i]
+    assert done_seen
+    env.seed(3)
+    expected = MarketMakingVectorEnv(num_envs=2, horizon=5).reset(seed=3)[0]
+    assert np.array_equal(env.reset(), expected)
+
+
+@pytest.fixture(scope="module")
+def oct10_episodes():
+    """One oct10 episode (seed 0, obligation regime) per scripted policy."""
+    from mmgym.env.kernels import N_MARKET_OBS, OB_STRESS
+
+    quote = np.array([-0.6, -0.6, 0.0, 0.0, -1.0], np.float32)  # 20 bps, half size
+    withdraw = np.array([-0.6, -0.6, -1.0, -1.0, -1.0], np.float32)
+    env = MarketMakingEnv(scenario="oct10", regime="obligation")
+    out = {}
+    for name in ("always_quote", "withdraw_on_stress"):
+        obs, _ = env.reset(seed=0)
+        steps = []
+        while True:
+            stressed = obs[N_MARKET_OBS + OB_STRESS] > 0
+            action = withdraw if name == "withdraw_on_stress" and stressed else quote
+            obs, reward, terminated, truncated, info = env.step(action)
+            steps.append(info)
+            if terminated or truncated:
+                break
+        out[name] = ({k: np.array([s[k] for s in steps]) for k in steps[0]}, terminated)
+    return out
+
+
+def test_always_quoting_through_oct10_loads_inventory_and_margin(oct10_episodes):
+    info, terminated = oct10_episodes["always_quote"]
+    stressed = info["stressed"] > 0
+    calm = info["inventory"][: int(np.argmax(stressed))]
+    assert stressed.any() and info["quoted"][stressed].mean() == 1.0
+    # The cascade sells into its bids: inventory many times its calm level, margin
+    # ratio to the liquidation line, and the account is liquidated.
+    assert info["inventory"].max() > 10 * calm.max()
+    assert info["margin_ratio"].max() >= 1.0
+    assert terminated and info["equity"][-1] < 0.5 * info["equity"][0]
+
+
+def test_withdrawing_on_stress_breaches_the_obligation(oct10_episodes):
+    info, terminated = oct10_episodes["withdraw_on_stress"]
+    stressed = info["stressed"] > 0
+    assert not terminated and stressed.sum() > 300
+    # At most the step on which stress begins finds its quotes still posted.
+    assert info["quoted"][stressed].mean() < 0.05
+    assert info["quoted"][~stressed].mean() > 0.95
+    assert info["obligation_breach"][stressed].mean() > 0.5
+    assert info["obligation_breach"][: int(np.argmax(stressed))].max() == 0
+    # The breach costs reward: each breached step pays the penalty.
+    np.testing.assert_allclose(info["reward_penalty"], -info["obligation_breach"])
+    assert info["reward_rebate"][stressed].sum() < info["reward_rebate"][~stressed].sum()
+    assert info["margin_ratio"].max() < 1.0
+
+
+def test_readme_env_section_is_generated_from_the_docstring():
+    from pathlib import Path
+
+    from mmgym.env.docs import replace_section
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    assert replace_section(readme) == readme, "run: python -m mmgym.env.docs --write README.md"
