@@ -309,3 +309,26 @@ def test_readme_env_section_is_generated_from_the_docstring():
 
     readme = (Path(__file__).parent.parent / "README.md").read_text()
     assert replace_section(readme) == readme, "run: python -m mmgym.env.docs --write README.md"
+
+
+def test_warmup_range_is_drawn_per_reset_and_the_clock_follows():
+    from mmgym.env.kernels import N_MARKET_OBS, OB_TIME_COS, OB_TIME_SIN
+
+    env = MarketMakingEnv(warmup=(60, 600), horizon=5)
+    starts = set()
+    for seed in range(6):
+        obs, _ = env.reset(seed=seed)
+        step = int(env.core.batch.state.step[0])
+        starts.add(step)
+        clock = 20 * 3600 + step  # calm starts at 20:00, one second a step
+        angle = 2 * np.pi * clock / 86400
+        np.testing.assert_allclose(obs[N_MARKET_OBS + OB_TIME_SIN], np.sin(angle), atol=1e-6)
+        np.testing.assert_allclose(obs[N_MARKET_OBS + OB_TIME_COS], np.cos(angle), atol=1e-6)
+        assert 60 <= step <= 600
+    assert len(starts) > 3
+    env.reset(seed=2)
+    first = int(env.core.batch.state.step[0])
+    env.reset(seed=2)
+    assert env.core.batch.state.step[0] == first
+    with pytest.raises(ValueError, match=r"warmup\[1\] must be in"):
+        MarketMakingEnv(warmup=(600, 60))

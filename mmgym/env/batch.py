@@ -35,7 +35,9 @@ class AgentSetup:
     ``markets``: names of the markets each agent quotes. ``dt``: seconds per
     env step (a whole number of engine steps). ``horizon``: env steps per
     episode. ``warmup``: engine steps the population runs alone before the
-    episode starts, so the book is full. ``capital``: USDT each agent brings;
+    episode starts, so the book is full: a number, or a range ``(lo, hi)``
+    drawn uniformly at each reset (so an event at a fixed clock time does not
+    fall at a fixed step of the episode). ``capital``: USDT each agent brings;
     like the scripted firms, a share ``collateral_share`` of it is held in the
     scenario's collateral coin when the firms use unified accounts.
     Quote offsets span ``min_offset_bps..max_offset_bps`` of the fair price and
@@ -49,7 +51,7 @@ class AgentSetup:
     markets: tuple[str, ...]
     dt: float
     horizon: int
-    warmup: int
+    warmup: tuple[int, int]  # lowest and highest, inclusive
     capital: float
     leverage: float
     max_quote_notional: tuple[float, ...]
@@ -81,7 +83,7 @@ def agent_setup(
     market=None,
     dt=None,
     horizon=None,
-    warmup: int = 60,
+    warmup=60,
     capital=None,
     leverage: float = 10.0,
     max_quote_notional=None,
@@ -112,8 +114,15 @@ def agent_setup(
         raise ConfigError(
             f"dt must be a whole multiple of the scenario's dt {scenario.dt}, got {dt}"
         )
-    warmup = check_number("warmup", warmup, 1, max(scenario.steps - 1, 1), integer=True)
-    longest = (scenario.steps - warmup) // round(substeps)
+    last = max(scenario.steps - 1, 1)
+    if isinstance(warmup, (tuple, list)):
+        if len(warmup) != 2:
+            raise ConfigError(f"warmup must be a number of steps or (lo, hi), got {warmup!r}")
+        lo = check_number("warmup[0]", warmup[0], 1, last, integer=True)
+        warmup = (lo, check_number("warmup[1]", warmup[1], lo, last, integer=True))
+    else:
+        warmup = (check_number("warmup", warmup, 1, last, integer=True),) * 2
+    longest = (scenario.steps - warmup[1]) // round(substeps)
     if horizon is None:
         horizon = longest
     horizon = check_number("horizon", horizon, 1, max(longest, 1), integer=True)
@@ -147,7 +156,7 @@ def agent_setup(
         markets,
         float(dt),
         int(horizon),
-        int(warmup),
+        warmup,
         float(capital),
         float(leverage),
         tuple(float(v) for v in max_quote_notional),
@@ -224,7 +233,7 @@ class MarketBatch:
             substeps=self.substeps,
             horizon=s.horizon,
             trend_alpha=1.0 - 0.5 ** (1.0 / 10.0),
-            start_clock=sc.start_clock + s.warmup * sc.dt,
+            start_clock=sc.start_clock,
             engine_dt=sc.dt,
         )
 
@@ -262,6 +271,8 @@ class MarketBatch:
         """Rebuild env ``e`` from ``rng`` (population, agents' accounts) and run the warm-up."""
         single = make_exchange(self.scenario, 1, self.n_agents)
         pop_state = populate(single, self.scenario, [rng])
+        lo, hi = self.setup.warmup
+        warmup = lo if lo == hi else int(rng.integers(lo, hi + 1))
         self._fund_agents(single)
         if self.pop_state is None:
             self.pop_state = type(pop_state)(
@@ -281,7 +292,7 @@ class MarketBatch:
             self.agent_params,
             self.agent_state,
             e,
-            self.setup.warmup,
+            warmup,
             self.index,
         )
         self._built[e] = True

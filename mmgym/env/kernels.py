@@ -141,7 +141,7 @@ class AgentParams(NamedTuple):
     substeps: int  # engine steps per env step
     horizon: int  # env steps per episode
     trend_alpha: float
-    start_clock: float
+    start_clock: float  # clock of engine step 0, seconds after midnight
     engine_dt: float
 
 
