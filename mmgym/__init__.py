@@ -23,6 +23,14 @@ def make_sb3_vec_env(n_envs: int = 8, monitor: bool = True, **kwargs):
     return make(n_envs, monitor, **kwargs)
 
 
+def make_shared_sb3_vec_env(n_envs: int = 2, n_agents: int = 2, monitor: bool = True, **kwargs):
+    """SB3 VecEnv of ``n_envs`` exchanges x ``n_agents`` makers sharing one policy
+    (see ``mmgym.env.sb3_shared``)."""
+    from .env.sb3_shared import make_shared_sb3_vec_env as make
+
+    return make(n_envs, n_agents, monitor, **kwargs)
+
+
 def parallel_env(**kwargs):
     """PettingZoo ParallelEnv with K learning market makers (see ``mmgym.env.parallel``)."""
     from .env.parallel import parallel_env as make
@@ -38,5 +46,6 @@ __all__ = [
     "MarketConfig",
     "__version__",
     "make_sb3_vec_env",
+    "make_shared_sb3_vec_env",
     "parallel_env",
 ]

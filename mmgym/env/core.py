@@ -185,6 +185,14 @@ class EpisodeCore:
         return ag.obs.copy(), reward, terminated, truncated, info
 
 
+def info_rows(core: EpisodeCore, info: dict) -> list[dict]:
+    """One info dict per (env, agent), row-major: the per-step keys and ``reward_<part>``."""
+    columns = [info[key] for key in INFO_KEYS] + list(core.last_parts.values())
+    rows = np.stack(columns, axis=-1).reshape(-1, len(columns)).tolist()
+    keys = INFO_KEYS + tuple(f"reward_{part}" for part in core.last_parts)
+    return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
 def check_actions(action, shape: tuple[int, ...]) -> np.ndarray:
     """``action`` as float64 of ``shape``, clipped to [-1, 1]; ValueError if malformed.
 
