@@ -1,0 +1,232 @@
+"""Training runs: validate everything up front, train with SB3, save a run directory."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+from stable_baselines3.common.callbacks import CallbackList, CheckpointCallback
+from stable_baselines3.common.vec_env import VecNormalize
+
+import mmgym
+from mmgym.core.config import ConfigError, check_number
+from mmgym.env.batch import AgentSetup, agent_setup
+from mmgym.env.rewards import make_regime
+from mmgym.scenario.runner import load_scenario
+
+from .algorithms import algorithm_class
+from .baselines import BASELINES, make_baseline
+from .callbacks import EpisodeMetrics
+from .evaluation import Evaluation, evaluate
+from .hyperparams import Hyperparams, default_path, load_hyperparams
+from .runs import (
+    ARGS,
+    CHECKPOINTS,
+    CONFIG,
+    MODEL,
+    TENSORBOARD,
+    VECNORMALIZE,
+    NormalizedPolicy,
+    check_new_run_dir,
+    default_run_dir,
+    write_run_info,
+)
+
+N_CHECKPOINTS = 5  # checkpoints over a run
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """A validated training run (``plan_run``)."""
+
+    hp: Hyperparams
+    scenario: str  # as given: a name in configs/ or a path
+    scenario_name: str
+    regime: str
+    horizon: int | None
+    seed: int
+    config: Path
+    run_dir: Path
+    resume: Path | None
+    eval_seeds: tuple[int, ...]
+    yardstick: bool
+    setup: AgentSetup
+    env_kwargs: dict  # more MarketMakingEnv keywords (warmup, market, ...)
+
+    def args(self) -> dict:
+        """The run's arguments as written to ``args.json``."""
+        return {
+            "scenario": self.scenario,
+            "regime": self.regime,
+            "algo": self.hp.algo,
+            "total_timesteps": self.hp.n_timesteps,
+            "n_envs": self.hp.n_envs,
+            "seed": self.seed,
+            "config": str(self.config),
+            "run_dir": str(self.run_dir),
+            "resume": None if self.resume is None else str(self.resume),
+            "eval_seeds": list(self.eval_seeds),
+            "horizon": self.horizon,
+            "yardstick": self.yardstick,
+            "env_kwargs": self.env_kwargs,
+        }
+
+
+def plan_run(
+    scenario: str = "calm",
+    regime: str = "freedom",
+    algo: str | None = None,
+    total_timesteps: int | None = None,
+    n_envs: int | None = None,
+    seed: int = 0,
+    config=None,
+    run_dir=None,
+    resume=None,
+    eval_seeds=(1000, 1001, 1002),
+    horizon: int | None = None,
+    yardstick: bool = True,
+    env_kwargs: dict | None = None,
+) -> Plan:
+    """Check every argument before anything is built; ConfigError naming the field.
+
+    ``algo`` defaults to ``ppo``, or to the resumed run's algorithm; ``config``
+    to ``configs/hyperparams/<algo>.yaml``, or to the resumed run's
+    ``config.yaml``; ``total_timesteps`` and ``n_envs`` override the config.
+    """
+    if resume is not None:
+        resume = Path(resume)
+        if not (resume / MODEL).is_file() or not (resume / ARGS).is_file():
+            raise ConfigError(f"resume: {str(resume)!r} has no {MODEL} and {ARGS}")
+        saved = json.loads((resume / ARGS).read_text())["algo"]
+        if algo is not None and algo != saved:
+            raise ConfigError(f"algo: the resumed run used {saved!r}, got {algo!r}")
+        algo = saved
+        config = resume / CONFIG if config is None else config
+    algo = algo or "ppo"
+    algorithm_class(algo)  # fails now if its package is missing
+    config = default_path(algo) if config is None else Path(config)
+    check_number("seed", seed, 0, 2**32 - 1, integer=True)
+    for s in eval_seeds:
+        check_number("eval_seeds", s, 0, 2**32 - 1, integer=True)
+    for name, value in (("total_timesteps", total_timesteps), ("n_envs", n_envs)):
+        if value is not None:
+            check_number(name, value, 1, 2**62, integer=True)
+    hp = load_hyperparams(algo, config, n_timesteps=total_timesteps, n_envs=n_envs)
+    loaded = load_scenario(scenario)
+    env_kwargs = dict(env_kwargs or {})
+    setup = agent_setup(loaded, horizon=horizon, **env_kwargs)
+    make_regime(regime)
+    if run_dir is None:
+        run_dir = default_run_dir(loaded.name, regime, algo, seed)
+    return Plan(
+        hp=hp,
+        scenario=scenario,
+        scenario_name=loaded.name,
+        regime=regime,
+        horizon=horizon,
+        seed=int(seed),
+        config=config,
+        run_dir=check_new_run_dir(run_dir),
+        resume=resume,
+        eval_seeds=tuple(int(s) for s in eval_seeds),
+        yardstick=yardstick,
+        setup=setup,
+        env_kwargs=env_kwargs,
+    )
+
+
+def make_env(plan: Plan):
+    """The training VecEnv: ``mmgym.make_sb3_vec_env`` (monitored), normalised as configured
+    (with the resumed run's statistics when resuming)."""
+    hp = plan.hp
+    env = mmgym.make_sb3_vec_env(
+        hp.n_envs,
+        scenario=plan.scenario,
+        regime=plan.regime,
+        horizon=plan.horizon,
+        **plan.env_kwargs,
+    )
+    saved = None if plan.resume is None else plan.resume / VECNORMALIZE
+    if saved is not None and saved.is_file():
+        env = VecNormalize.load(str(saved), env)
+        env.training = True
+    elif hp.normalize is not None:
+        env = VecNormalize(env, gamma=hp.algo_kwargs.get("gamma", 0.99), **hp.normalize)
+    return env
+
+
+def make_model(plan: Plan, env):
+    """A new model from the plan's settings, or the resumed run's model on ``env``.
+
+    Always on CPU: SB3's MLP policies train faster there than on a GPU.
+    """
+    hp = plan.hp
+    cls = algorithm_class(hp.algo)
+    tensorboard = str(plan.run_dir / TENSORBOARD)
+    if plan.resume is not None:
+        model = cls.load(plan.resume / MODEL, env=env, device="cpu", tensorboard_log=tensorboard)
+        model.set_random_seed(plan.seed)
+        return model
+    return cls(
+        hp.policy,
+        env,
+        seed=plan.seed,
+        device="cpu",
+        tensorboard_log=tensorboard,
+        policy_kwargs=hp.model_policy_kwargs(),
+        **hp.algo_kwargs,
+    )
+
+
+def train(plan: Plan, argv: list[str], progress_bar: bool = True):
+    """Write the run's info, train, save ``model.zip`` (and ``vecnormalize.pkl``).
+
+    Returns (model, env, training steps per second).
+    """
+    write_run_info(plan.run_dir, plan.hp, plan.args(), argv)
+    env = make_env(plan)
+    model = make_model(plan, env)
+    hp = plan.hp
+    checkpoints = CheckpointCallback(
+        save_freq=max(hp.n_timesteps // (N_CHECKPOINTS * hp.n_envs), 1),
+        save_path=str(plan.run_dir / CHECKPOINTS),
+        name_prefix="model",
+        save_vecnormalize=True,
+    )
+    first = model.num_timesteps
+    start = time.perf_counter()
+    model.learn(
+        hp.n_timesteps,
+        callback=CallbackList([checkpoints, EpisodeMetrics()]),
+        progress_bar=progress_bar,
+        reset_num_timesteps=plan.resume is None,
+        tb_log_name=hp.algo,
+    )
+    fps = (model.num_timesteps - first) / (time.perf_counter() - start)
+    model.save(plan.run_dir / MODEL)
+    if isinstance(env, VecNormalize):
+        env.save(str(plan.run_dir / VECNORMALIZE))
+    return model, env, fps
+
+
+def evaluate_with_baselines(model, env, plan: Plan) -> dict[str, Evaluation]:
+    """The trained model and every baseline on the training scenario, regime and horizon,
+    one episode per evaluation seed."""
+    policy = NormalizedPolicy(model, env) if isinstance(env, VecNormalize) else model
+    policies = {plan.hp.algo: policy}
+    for name in BASELINES:
+        kwargs = {"seed": plan.seed} if name == "random" else {}
+        policies[name] = make_baseline(name, plan.setup, **kwargs)
+    return {
+        name: evaluate(
+            policy,
+            scenario=plan.scenario,
+            regime=plan.regime,
+            seeds=plan.eval_seeds,
+            horizon=plan.horizon,
+            **plan.env_kwargs,
+        )
+        for name, policy in policies.items()
+    }

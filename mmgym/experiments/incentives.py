@@ -1,0 +1,264 @@
+"""The incentive experiment: do learning market makers withdraw in a cascade when free,
+and what do obligations or liability do to the cascade?
+
+    python -m mmgym.experiments.incentives                 # full run (see --help)
+    python -m mmgym.experiments.incentives --quick         # minutes, for CI
+
+For each regime (``freedom``, ``obligation``, ``liability``) and training
+seed, PPO trains a market maker on ``oct10`` (episodes start at a random
+time before the shock, so the clock does not reveal it). Every trained
+policy and every baseline is then evaluated under each regime on ``oct10``
+and ``calm`` with held-out seeds. The output directory gets:
+
+* ``results.md``: per scenario and regime, mean and 95% interval of MM
+  presence in the stress window, 1% depth trough, alt price trough,
+  liquidation and ADL notional, insurance-fund drawdown, MM PnL and reward.
+  For a learned policy the interval is over training seeds (each seed's
+  value is its mean over the evaluation seeds); for a baseline, over the
+  evaluation seeds.
+* ``<regime>.png``: depth and price through ``oct10`` with the learned
+  maker's quoting shaded and the stress indicator marked (first training
+  seed, first evaluation seed);
+* ``results.json``: every number, with the settings that produced them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REGIMES = ("freedom", "obligation", "liability")
+TRAIN_SCENARIO = "oct10"
+EVAL_SCENARIOS = ("oct10", "calm")
+TABLE = (
+    ("presence_stress", "presence in stress"),
+    ("presence", "presence"),
+    ("depth_trough", "1% depth trough"),
+    ("price_trough", "price trough"),
+    ("liq_notional", "liquidations (USDT)"),
+    ("adl_notional", "ADL (USDT)"),
+    ("fund_drawdown", "fund drawdown"),
+    ("mm_pnl", "MM PnL (USDT)"),
+    ("reward", "reward"),
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class Budget:
+    """How much to train and evaluate."""
+
+    total_timesteps: int
+    train_seeds: tuple[int, ...]
+    eval_seeds: tuple[int, ...]
+    n_envs: int
+    horizon: int
+    # Episodes start at a random engine step in this range: in oct10 before its
+    # shock (step 3000), so the clock does not tell when it comes.
+    starts: dict[str, tuple[int, int]]
+
+
+FULL = Budget(
+    300_000,
+    (0, 1, 2),
+    (1000, 1001, 1002, 1003, 1004),
+    8,
+    3000,
+    {"oct10": (1800, 2700), "calm": (60, 600)},
+)
+QUICK = Budget(2048, (0,), (1000, 1001), 2, 300, {"oct10": (2950, 3000), "calm": (60, 100)})
+
+
+def env_kwargs(scenario: str, budget: Budget) -> dict:
+    """The env's episode window in ``scenario``."""
+    return {"horizon": budget.horizon, "warmup": budget.starts[scenario]}
+
+
+def _liquidations(row: dict) -> dict:
+    return {**row, "liq_notional": row["liq_notional_long"] + row["liq_notional_short"]}
+
+
+def train_policies(budget: Budget, out: Path, progress_bar: bool) -> dict:
+    """Train one PPO maker per (regime, seed); return {regime: [(seed, policy, fps)]}."""
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    from agents.runs import NormalizedPolicy
+    from agents.training import plan_run, train
+
+    trained = {}
+    for regime in REGIMES:
+        trained[regime] = []
+        for seed in budget.train_seeds:
+            plan = plan_run(
+                scenario=TRAIN_SCENARIO,
+                regime=regime,
+                total_timesteps=budget.total_timesteps,
+                n_envs=budget.n_envs,
+                seed=seed,
+                run_dir=out / "runs" / f"{regime}-{seed}",
+                eval_seeds=budget.eval_seeds,
+                yardstick=False,
+                horizon=budget.horizon,
+                env_kwargs={"warmup": budget.starts[TRAIN_SCENARIO]},
+            )
+            model, env, fps = train(plan, sys.argv, progress_bar=progress_bar)
+            policy = NormalizedPolicy(model, env) if isinstance(env, VecNormalize) else model
+            trained[regime].append((seed, policy, fps))
+            print(f"trained {regime} seed {seed}: {fps:,.0f} steps/s", flush=True)
+    return trained
+
+
+def evaluate_all(trained: dict, budget: Budget) -> dict:
+    """Rows of every (scenario, regime, policy): {scenario: {regime: {policy: [rows]}}}.
+
+    A learned policy's rows are per training seed (means over evaluation seeds);
+    a baseline's are per evaluation seed.
+    """
+    from agents.baselines import BASELINES, make_baseline
+    from agents.evaluation import METRICS, evaluate
+    from mmgym.env.batch import agent_setup
+    from mmgym.scenario.runner import load_scenario
+
+    results, series = {}, {}
+    for scenario in EVAL_SCENARIOS:
+        kwargs = env_kwargs(scenario, budget)
+        setup = agent_setup(load_scenario(scenario), **kwargs)
+        results[scenario] = {}
+        for regime in REGIMES:
+            table = {}
+            runs = []
+            for seed, policy, _ in trained[regime]:
+                ev = evaluate(policy, scenario, regime, budget.eval_seeds, **kwargs)
+                means = {k: float(np.nanmean([r[k] for r in ev.rows])) for k in METRICS}
+                runs.append({"train_seed": seed, **_liquidations(means)})
+                if scenario == TRAIN_SCENARIO and seed == budget.train_seeds[0]:
+                    series[regime] = {k: v.tolist() for k, v in ev.series.items()}
+            table["ppo"] = runs
+            for name in BASELINES:
+                extra = {"seed": 0} if name == "random" else {}
+                policy = make_baseline(name, setup, **extra)
+                ev = evaluate(policy, scenario, regime, budget.eval_seeds, **kwargs)
+                table[name] = [
+                    {"eval_seed": s, **_liquidations(r)}
+                    for s, r in zip(budget.eval_seeds, ev.rows, strict=True)
+                ]
+            results[scenario][regime] = table
+            print(f"evaluated {scenario} / {regime}", flush=True)
+    return {"rows": results, "series": series}
+
+
+def _cell(values) -> str:
+    from agents.evaluation import interval
+
+    i = interval(values)
+    if not math.isfinite(i.mean):
+        return "n/a"
+    if not math.isfinite(i.low):
+        return f"{i.mean:.3g}"
+    return f"{i.mean:.3g} [{i.low:.3g}, {i.high:.3g}]"
+
+
+def markdown(results: dict, budget: Budget) -> str:
+    """One table per evaluation scenario: rows are (regime, policy), columns TABLE."""
+    lines = [
+        f"PPO trained on `{TRAIN_SCENARIO}` for {budget.total_timesteps:,} steps per run, "
+        f"training seeds {list(budget.train_seeds)}, evaluation seeds "
+        f"{list(budget.eval_seeds)}, episodes of {budget.horizon} steps starting at a random "
+        f"step in {budget.starts}. Mean and 95% interval; "
+        "`ppo`: over training seeds, baselines: over evaluation seeds.",
+        "",
+    ]
+    for scenario, by_regime in results["rows"].items():
+        lines += [f"### {scenario}", ""]
+        lines.append("| regime | policy | " + " | ".join(label for _, label in TABLE) + " |")
+        lines.append("|---|---|" + "---|" * len(TABLE))
+        for regime, table in by_regime.items():
+            for policy, rows in table.items():
+                cells = [_cell([r[key] for r in rows]) for key, _ in TABLE]
+                lines.append(f"| {regime} | {policy} | " + " | ".join(cells) + " |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def figure(regime: str, series: dict, path: Path) -> None:
+    """Depth and price through oct10 with the learned maker's quoting shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    minutes = np.arange(len(series["mid"])) / 60.0
+    quoted = np.asarray(series["quoted"]) > 0.5
+    stressed = np.asarray(series["stressed"]) > 0.5
+    fig, axes = plt.subplots(2, 1, figsize=(9, 5), sharex=True)
+    for ax, key, label in (
+        (axes[0], "mid", "ALT mid (USDT)"),
+        (axes[1], "depth_1pct", "1% depth (USDT)"),
+    ):
+        ax.plot(minutes, series[key], color="black", lw=1)
+        ax.fill_between(
+            minutes, 0, 1, where=quoted, transform=ax.get_xaxis_transform(),
+            color="tab:green", alpha=0.15, lw=0, label="learned maker quoting",
+        )
+        ax.fill_between(
+            minutes, 0, 0.04, where=stressed, transform=ax.get_xaxis_transform(),
+            color="tab:red", lw=0, label="stress indicator on",
+        )
+        ax.set_ylabel(label)
+    axes[0].legend(loc="lower left")
+    axes[0].set_title(f"oct10, PPO trained under '{regime}'")
+    axes[1].set_xlabel("minutes into the episode")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m mmgym.experiments.incentives", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--quick", action="store_true", help="tiny budget, for CI")
+    parser.add_argument("--total-timesteps", type=int, help="training steps per run")
+    parser.add_argument("--train-seeds", type=int, nargs="+", help="training seeds")
+    parser.add_argument("--eval-seeds", type=int, nargs="+", help="held-out evaluation seeds")
+    parser.add_argument("--n-envs", type=int, help="parallel envs per training run")
+    parser.add_argument("--out", type=Path, help="output directory (default runs/incentives-*)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    args = parser.parse_args(argv)
+    budget = QUICK if args.quick else FULL
+    changes = {
+        "total_timesteps": args.total_timesteps,
+        "train_seeds": tuple(args.train_seeds) if args.train_seeds else None,
+        "eval_seeds": tuple(args.eval_seeds) if args.eval_seeds else None,
+        "n_envs": args.n_envs,
+    }
+    budget = dataclasses.replace(budget, **{k: v for k, v in changes.items() if v is not None})
+    if budget.total_timesteps < 1 or budget.n_envs < 1:
+        parser.error("--total-timesteps and --n-envs must be >= 1")
+    out = args.out or Path("runs") / time.strftime("incentives-%Y%m%d-%H%M%S")
+    out.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    trained = train_policies(budget, out, progress_bar=not args.no_progress)
+    results = evaluate_all(trained, budget)
+    results["budget"] = dataclasses.asdict(budget)
+    results["training_fps"] = {r: [fps for _, _, fps in runs] for r, runs in trained.items()}
+    results["seconds"] = time.perf_counter() - start
+    given = sys.argv[1:] if argv is None else argv
+    results["command"] = " ".join(["python -m mmgym.experiments.incentives", *given])
+    (out / "results.json").write_text(json.dumps(results, indent=1))
+    table = markdown(results, budget)
+    (out / "results.md").write_text(table)
+    for regime, series in results["series"].items():
+        figure(regime, series, out / f"{regime}.png")
+    print(table)
+    print(f"wrote {out} in {results['seconds'] / 60:.1f} min")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,232 @@
+"""Baselines on hand-built observations; evaluation runs."""
+
+import math
+
+import numpy as np
+import pytest
+
+import mmgym
+from agents import (
+    BASELINES,
+    AlwaysQuote,
+    AvellanedaStoikov,
+    RandomPolicy,
+    WithdrawOnStress,
+    agent_setup_of,
+    evaluate,
+)
+from agents.actions import (
+    NO_QUOTE,
+    action_space,
+    observation_size,
+    offset_action,
+    offset_bps,
+    size_action,
+    size_notional,
+)
+from agents.baselines import make_baseline
+from agents.evaluation import METRICS, interval
+from mmgym.env.batch import agent_setup
+from mmgym.env.kernels import (
+    A_ASK_OFFSET,
+    A_ASK_SIZE,
+    A_BID_OFFSET,
+    A_BID_SIZE,
+    A_FLATTEN,
+    N_MARKET_OBS,
+    OB_DEPTH,
+    OB_INVENTORY,
+    OB_LIQUIDATIONS,
+    OB_MARGIN,
+    OB_STRESS,
+    OB_VOLATILITY,
+)
+from mmgym.env.market_making import MarketMakingEnv
+from mmgym.env.vector import MarketMakingVectorEnv
+from mmgym.scenario.runner import load_scenario
+
+SETUP = agent_setup(load_scenario("calm"))
+MAX = SETUP.max_quote_notional[0]
+ACCOUNT = N_MARKET_OBS * len(SETUP.markets)
+
+
+def calm_obs(changes=None):
+    """One observation of a calm market (usual volatility, full depth, flat, margin 0),
+    with ``changes`` {column: value} applied (market 0's ``OB_*``, ``ACCOUNT + OB_*``)."""
+    obs = np.zeros(observation_size(SETUP), np.float32)
+    obs[OB_VOLATILITY] = 1.0
+    obs[OB_DEPTH] = 1.0
+    for column, value in (changes or {}).items():
+        obs[column] = value
+    return obs
+
+
+def test_action_conversions_round_trip():
+    for bps in (0.0, 12.5, 100.0):
+        assert offset_bps(offset_action(bps, SETUP), SETUP) == pytest.approx(bps)
+    for notional in (0.1 * MAX, MAX):
+        assert size_notional(size_action(notional, SETUP, 0), SETUP, 0) == pytest.approx(notional)
+    assert size_notional(NO_QUOTE, SETUP, 0) == 0.0
+    assert size_notional(size_action(0.5 * SETUP.min_size * MAX, SETUP, 0), SETUP, 0) == 0.0
+
+
+def test_always_quote_maps_back_to_its_spread_and_size():
+    policy = AlwaysQuote(SETUP, spread_bps=30.0, size=20_000.0)
+    action, state = policy.predict(calm_obs())
+    assert action.shape == action_space(SETUP).shape and action.dtype == np.float32
+    assert state is None
+    assert offset_bps(action[A_BID_OFFSET], SETUP) == pytest.approx(15.0, abs=1e-4)
+    assert offset_bps(action[A_ASK_OFFSET], SETUP) == pytest.approx(15.0, abs=1e-4)
+    for column in (A_BID_SIZE, A_ASK_SIZE):
+        assert size_notional(action[column], SETUP, 0) == pytest.approx(20_000.0, rel=1e-6)
+    assert action[A_FLATTEN] <= 0.0  # never flattens
+    batch, _ = policy.predict(np.stack([calm_obs()] * 3))
+    assert batch.shape == (3, action.size) and np.array_equal(batch[1], action)
+
+
+def test_always_quote_rejects_unquotable_settings():
+    with pytest.raises(ValueError, match="spread_bps"):
+        AlwaysQuote(SETUP, spread_bps=500.0)
+    with pytest.raises(ValueError, match="size"):
+        AlwaysQuote(SETUP, size=10 * MAX)
+
+
+def test_predict_rejects_a_wrong_observation_shape():
+    with pytest.raises(ValueError, match="observation must have shape"):
+        AlwaysQuote(SETUP).predict(np.zeros(5))
+
+
+def quotes(action):
+    """(bid offset bps, ask offset bps, bid USDT, ask USDT) of market 0."""
+    return (
+        float(offset_bps(action[A_BID_OFFSET], SETUP)),
+        float(offset_bps(action[A_ASK_OFFSET], SETUP)),
+        float(size_notional(action[A_BID_SIZE], SETUP, 0)),
+        float(size_notional(action[A_ASK_SIZE], SETUP, 0)),
+    )
+
+
+def test_avellaneda_stoikov_skews_against_inventory_and_widens_with_volatility():
+    policy = AvellanedaStoikov(SETUP, risk_bps=10.0, base_half_spread_bps=10.0)
+    unit = MAX / SETUP.capital  # inventory column of one maximal quote
+    flat = quotes(policy.predict(calm_obs())[0])
+    long = quotes(policy.predict(calm_obs({OB_INVENTORY: unit}))[0])
+    short = quotes(policy.predict(calm_obs({OB_INVENTORY: -unit}))[0])
+    assert flat[0] == pytest.approx(flat[1], abs=1e-3) == pytest.approx(15.0, abs=1e-3)
+    # long: reservation price 10 bps lower, so the bid moves away and the ask closer
+    assert long[0] == pytest.approx(25.0, abs=1e-3) and long[1] == pytest.approx(5.0, abs=1e-3)
+    assert short[0] < short[1]
+    assert long[2] == long[3] > 0  # still quotes both sides
+    wild = quotes(policy.predict(calm_obs({OB_VOLATILITY: 2.0}))[0])
+    assert wild[0] + wild[1] > flat[0] + flat[1]
+
+
+@pytest.mark.parametrize(
+    "column, value",
+    [
+        (ACCOUNT + OB_STRESS, 1.0),
+        (ACCOUNT + OB_MARGIN, 0.8),
+        (OB_VOLATILITY, 4.0),
+        (OB_LIQUIDATIONS, 2.0),
+        (OB_DEPTH, 0.2),
+    ],
+)
+def test_withdraw_on_stress_quotes_nothing_when_triggered(column, value):
+    policy = WithdrawOnStress(SETUP)
+    bid, ask, bid_size, ask_size = quotes(policy.predict(calm_obs())[0])
+    assert bid_size > 0 and ask_size > 0
+    action, _ = policy.predict(calm_obs({column: value}))
+    assert quotes(action)[2:] == (0.0, 0.0)
+    assert action[A_FLATTEN] <= 0.0  # flatten share 0 by default
+
+
+def test_withdraw_on_stress_returns_after_calm_and_flattens_if_asked():
+    policy = WithdrawOnStress(SETUP, calm_steps=3, flatten=0.5)
+    stressed = calm_obs({ACCOUNT + OB_STRESS: 1.0})
+    obs = np.stack([stressed, calm_obs()])
+    action, state = policy.predict(obs)
+    assert action[0, A_FLATTEN] == pytest.approx(0.5) and action[1, A_FLATTEN] == -1.0
+    sizes = []
+    for _ in range(4):
+        action, state = policy.predict(np.stack([calm_obs()] * 2), state=state)
+        sizes.append(quotes(action[0])[2])
+    assert sizes[:2] == [0.0, 0.0] and sizes[2] > 0  # back after 3 calm steps
+    # a new episode starts calm
+    action, _ = policy.predict(stressed, state=np.array([0]), episode_start=np.array([True]))
+    assert quotes(action)[2] == 0.0
+    action, _ = policy.predict(calm_obs(), state=np.array([0]), episode_start=np.array([True]))
+    assert quotes(action)[2] > 0
+
+
+def test_random_policy_is_bounded_and_reproducible():
+    space = action_space(SETUP)
+    a, _ = RandomPolicy(space, seed=3).predict(np.stack([calm_obs()] * 4))
+    b, _ = RandomPolicy(space, seed=3).predict(np.stack([calm_obs()] * 4))
+    assert a.shape == (4, space.shape[0]) and a.dtype == np.float32
+    assert np.array_equal(a, b) and np.all(np.abs(a) <= 1.0)
+    assert RandomPolicy(space, seed=3).predict(calm_obs())[0].shape == space.shape
+
+
+def test_make_baseline_reads_the_setup_of_any_env():
+    envs = [
+        MarketMakingEnv(horizon=5),
+        MarketMakingVectorEnv(num_envs=2, horizon=5),
+        mmgym.make_sb3_vec_env(2, horizon=5),
+    ]
+    for env in envs:
+        assert agent_setup_of(env).markets == SETUP.markets
+        for name in BASELINES:
+            policy = make_baseline(name, env)
+            assert policy.predict(calm_obs())[0].shape == action_space(SETUP).shape
+    with pytest.raises(ValueError, match="unknown baseline"):
+        make_baseline("nope", SETUP)
+    with pytest.raises(TypeError):
+        agent_setup_of(object())
+
+
+def test_interval_is_a_t_interval():
+    got = interval([1.0, 2.0, 3.0, math.nan])
+    assert got.mean == 2.0 and got.n == 3
+    assert got.high - got.mean == pytest.approx(4.303 / math.sqrt(3))
+    assert math.isnan(interval([math.nan]).mean) and math.isnan(interval([1.0]).low)
+
+
+def test_evaluate_is_finite_and_deterministic():
+    kwargs = {"scenario": "calm", "horizon": 50, "seeds": (7, 8)}
+    first = evaluate(WithdrawOnStress(SETUP), **kwargs)
+    again = evaluate(WithdrawOnStress(SETUP), **kwargs)
+    assert [list(r.values()) for r in first.rows] == [list(r.values()) for r in again.rows]
+    for row in first.rows:
+        assert set(row) == set(METRICS)
+        assert all(math.isfinite(v) for k, v in row.items() if k != "presence_stress")
+        assert row["steps"] == 50 and row["presence"] == 1.0
+    assert {k: len(v) for k, v in first.series.items()} == {
+        "mid": 50,
+        "depth_1pct": 50,
+        "quoted": 50,
+        "stressed": 50,
+    }
+    summary = first.summary()
+    assert summary["steps"].mean == 50
+    assert "| mm_pnl |" in first.to_markdown()
+
+
+class Recorder:
+    """Quotes like AlwaysQuote and records the state and episode_start it was given."""
+
+    def __init__(self):
+        self.inner = AlwaysQuote(SETUP)
+        self.calls = []
+
+    def predict(self, observation, state=None, episode_start=None, deterministic=True):
+        self.calls.append((state, np.array(episode_start)))
+        actions, _ = self.inner.predict(observation)
+        return actions, len(self.calls)
+
+
+def test_evaluate_passes_state_and_episode_start_back():
+    recorder = Recorder()
+    evaluation = evaluate(recorder, scenario="calm", horizon=5, seeds=(1,))
+    assert evaluation.rows[0]["steps"] == 5
+    assert [c[0] for c in recorder.calls] == [None, 1, 2, 3, 4]
+    assert recorder.calls[0][1].tolist() == [True] and recorder.calls[1][1].tolist() == [False]

@@ -1,0 +1,150 @@
+"""train.py: argument and hyperparameter validation, and a short end-to-end run."""
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+import train
+from agents import evaluate
+from agents.hyperparams import ENV_ID, load_hyperparams
+from agents.runs import load_run
+from agents.training import plan_run
+from mmgym.core.config import ConfigError
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def write_config(path, section):
+    path.write_text(yaml.safe_dump({ENV_ID: {"n_timesteps": 1000, **section}}))
+    return path
+
+
+@pytest.mark.parametrize(
+    "argv, field",
+    [
+        (["--algo", "dqn"], "--algo"),
+        (["--regime", "anarchy"], "--regime"),
+        (["--total-timesteps", "-5"], "--total-timesteps"),
+        (["--n-envs", "0"], "--n-envs"),
+        (["--scenario", "nowhere"], "unknown scenario 'nowhere'"),
+        (["--horizon", "999999"], "horizon"),
+        (["--config", "missing.yaml"], "missing.yaml"),
+    ],
+)
+def test_bad_arguments_stop_before_training(argv, field, tmp_path, capsys):
+    run_dir = tmp_path / "run"
+    with pytest.raises(SystemExit) as exit_info:
+        train.main([*argv, "--run-dir", str(run_dir)])
+    assert exit_info.value.code == 2
+    assert field in capsys.readouterr().err
+    assert not run_dir.exists()
+
+
+@pytest.mark.parametrize(
+    "section, field",
+    [
+        ({"n_stepz": 64}, "n_stepz"),
+        ({"n_steps": "many"}, "n_steps"),
+        ({"learning_rate": -1.0}, "learning_rate"),
+        ({"normalize": "yes"}, "normalize"),
+        ({"policy": "CnnPolicy"}, "policy"),
+        ({"policy_kwargs": {"activation_fn": "__import__('os').system"}}, "activation_fn"),
+        ({"policy_kwargs": {"net_arch": [64, "x"]}}, "net_arch[1]"),
+        ({"policy_kwargs": {"net_arch": {"pi": [8], "qf": [8]}}}, "net_arch: unknown key 'qf'"),
+        ({"policy_kwargs": {"lstm_hidden_size": 8}}, "lstm_hidden_size"),
+        ({"n_timesteps": "1e5"}, "!!float"),
+    ],
+)
+def test_bad_hyperparameters_name_the_key(section, field, tmp_path):
+    path = write_config(tmp_path / "bad.yaml", section)
+    with pytest.raises(ConfigError, match="bad.yaml") as error:
+        load_hyperparams("ppo", path)
+    assert field in str(error.value)
+
+
+def test_unknown_sections_and_unknown_algorithms_are_rejected(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(yaml.safe_dump({"CartPole-v1": {"n_timesteps": 5}}))
+    with pytest.raises(ConfigError, match="CartPole-v1"):
+        load_hyperparams("ppo", path)
+    with pytest.raises(ConfigError, match="algo"):
+        plan_run(algo="a2c")
+    with pytest.raises(ConfigError, match="regime"):
+        plan_run(regime="anarchy")
+    with pytest.raises(ConfigError, match="total_timesteps"):
+        plan_run(total_timesteps=-1)
+
+
+def test_recurrent_ppo_needs_sb3_contrib():
+    try:
+        import sb3_contrib  # noqa: F401
+    except ImportError:
+        with pytest.raises(ConfigError, match="sb3-contrib"):
+            plan_run(algo="recurrent_ppo")
+    else:
+        assert plan_run(algo="recurrent_ppo").hp.policy == "MlpLstmPolicy"
+
+
+def test_shipped_configs_load_and_round_trip(tmp_path):
+    for algo in ("ppo", "sac", "recurrent_ppo"):
+        hp = load_hyperparams(algo)
+        path = tmp_path / f"{algo}.yaml"
+        path.write_text(yaml.safe_dump(hp.to_file()))
+        assert load_hyperparams(algo, path) == hp
+    merged = load_hyperparams("ppo", n_timesteps=64, n_envs=3)
+    assert (merged.n_timesteps, merged.n_envs, merged.policy) == (64, 3, "MlpPolicy")
+    assert merged.model_policy_kwargs()["activation_fn"].__name__ == "Tanh"
+
+
+def test_a_used_run_dir_is_refused(tmp_path):
+    (tmp_path / "model.zip").write_text("")
+    with pytest.raises(ConfigError, match="run_dir"):
+        plan_run(run_dir=tmp_path)
+
+
+@pytest.mark.smoke
+def test_train_end_to_end_then_load_and_evaluate(tmp_path):
+    run_dir = tmp_path / "run"
+    command = [
+        sys.executable,
+        "train.py",
+        "--total-timesteps",
+        "2048",
+        "--n-envs",
+        "2",
+        "--run-dir",
+        str(run_dir),
+        "--no-yardstick",
+        "--horizon",
+        "200",
+    ]
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "| ppo |" in out.stdout and "| withdraw_on_stress |" in out.stdout
+    for name in (
+        "model.zip",
+        "vecnormalize.pkl",
+        "config.yaml",
+        "args.json",
+        "command.txt",
+        "versions.json",
+        "throughput.json",
+        "evaluation.md",
+    ):
+        assert (run_dir / name).is_file(), name
+    assert list((run_dir / "checkpoints").glob("*.zip"))
+    assert list((run_dir / "tb").rglob("events.out.tfevents.*"))
+    assert json.loads((run_dir / "args.json").read_text())["horizon"] == 200
+    assert "--horizon 200" in (run_dir / "command.txt").read_text()
+    assert json.loads((run_dir / "throughput.json").read_text())["mmgym_fps"] > 0
+
+    run = load_run(run_dir)
+    assert run.hyperparams.n_timesteps == 2048 and run.vec_normalize is not None
+    evaluation = evaluate(run.policy, scenario="calm", horizon=50, seeds=(5, 6))
+    for row in evaluation.rows:
+        assert row["steps"] == 50 and math.isfinite(row["mm_pnl"])
