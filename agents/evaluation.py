@@ -20,6 +20,7 @@ RECORDED = (
     "stressed",
     "obligation_compliant",
     "inventory",
+    "liquidated",
     "mid",
     "depth_1pct",
     "liq_notional_long",
@@ -37,6 +38,7 @@ METRICS = {
     "presence_stress": "share of stressed steps quoting both sides (NaN: never stressed)",
     "compliance": "share of steps meeting the quoting duties",
     "inventory_max": "largest absolute inventory, USDT",
+    "liquidated": "1 if the maker was liquidated during the episode",
     "depth_trough": "lowest 1% depth / first - 1",
     "price_trough": "lowest mid / first - 1",
     "liq_notional_long": "long liquidation notional, USDT",
@@ -90,6 +92,7 @@ def episode_metrics(steps: Mapping[str, np.ndarray]) -> dict[str, float]:
         "presence_stress": float(steps["quoted"][stressed].mean()) if stressed.any() else math.nan,
         "compliance": float(steps["obligation_compliant"].mean()),
         "inventory_max": float(steps["inventory"].max()),
+        "liquidated": float(steps["liquidated"].max()),
         "depth_trough": float(steps["depth_1pct"].min() / steps["depth_1pct"][0] - 1.0),
         "price_trough": float(steps["mid"].min() / steps["mid"][0] - 1.0),
         "liq_notional_long": float(steps["liq_notional_long"].sum()),
@@ -163,11 +166,16 @@ def evaluate(
     baselines); it sees raw observations, so wrap models trained under
     ``VecNormalize`` (``agents.runs.load_run(...).policy`` does).
     ``env_kwargs`` go to the env (``horizon``, ``overrides``, ``market`` ...).
+    Episodes run to the horizon even when the agent is liquidated
+    (``terminate_on_liquidation=False`` unless given): the market metrics then
+    cover the same window for every policy, and the liquidated maker's loss
+    stays in its PnL.
     """
     seeds = tuple(int(s) for s in seeds)
     if not seeds:
         raise ValueError("seeds must name at least one seed")
     n = len(seeds)
+    env_kwargs.setdefault("terminate_on_liquidation", False)
     env = MarketMakingVectorEnv(num_envs=n, scenario=scenario, regime=regime, **env_kwargs)
     obs, _ = env.reset(seed=list(seeds))
     state, starts = None, np.ones(n, bool)

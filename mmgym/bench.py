@@ -276,12 +276,14 @@ def bench_scenario(name: str, repeat: int) -> dict:
 
 
 def _steps_per_s(env, action, n_steps: int, repeat: int) -> float:
+    """Steps per second after a reset (resets at episode ends count, the first does not)."""
+    env.reset(seed=0)
+
     def run():
-        env.reset(seed=0)
         for _ in range(n_steps):
             _, _, terminated, truncated, _ = env.step(action)
-            if np.any(terminated) or np.any(truncated):
-                env.reset()
+            if np.ndim(terminated) == 0 and (terminated or truncated):
+                env.reset()  # vector envs reset themselves
 
     run()  # compile and warm up
     return n_steps / _best_of(repeat, run)

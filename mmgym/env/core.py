@@ -48,6 +48,7 @@ INFO_FIELDS = (
     ("inventory", "absolute position notional in the quoted markets, USDT"),
     ("flattened", "notional sent to flatten the inventory this step, USDT"),
     ("margin_ratio", "maintenance margin / margin equity (liquidation at 1)"),
+    ("liquidated", "1 while the agent's account is liquidated or its equity is gone"),
     ("quoted", "1 if both sides of every quoted market were posted"),
     ("spread_bps", "widest quoted spread, bps (inf when not quoting both sides)"),
     ("min_quote_notional", "smallest quoted side, USDT (0 when a side is missing)"),
@@ -84,8 +85,14 @@ class EpisodeCore:
         regime_kwargs: dict | None = None,
         duties: Duties | dict | None = None,
         overrides: dict | None = None,
+        terminate_on_liquidation: bool = True,
         **setup_kwargs,
     ):
+        if not isinstance(terminate_on_liquidation, bool):
+            raise ValueError(
+                f"terminate_on_liquidation must be True or False, got {terminate_on_liquidation!r}"
+            )
+        self.terminate_on_liquidation = terminate_on_liquidation
         self.scenario = load_scenario(scenario, **(overrides or {}))
         self.setup = agent_setup(self.scenario, **setup_kwargs)
         self.batch = MarketBatch(self.scenario, self.setup, n_envs, n_agents)
@@ -152,7 +159,8 @@ class EpisodeCore:
         parts = self.regime.parts(accounting)
         reward = sum(parts.values()).reshape(shape)
         self.last_parts = {k: v.reshape(shape) for k, v in parts.items()}
-        terminated = acc[:, :, AC_LIQUIDATED] > 0
+        liquidated = acc[:, :, AC_LIQUIDATED] > 0
+        terminated = liquidated if self.terminate_on_liquidation else np.zeros_like(liquidated)
         truncated = ag.elapsed >= self.horizon
         info = {
             "equity": acc[:, :, AC_EQUITY],
@@ -161,6 +169,7 @@ class EpisodeCore:
             "inventory": acc[:, :, AC_INVENTORY],
             "flattened": acc[:, :, AC_FLATTENED],
             "margin_ratio": acc[:, :, AC_MARGIN],
+            "liquidated": liquidated.astype(np.float64),
             "quoted": quoted,
             "spread_bps": acc[:, :, AC_SPREAD_BPS],
             "min_quote_notional": min_notional,

@@ -78,7 +78,10 @@ class MarketMakingEnv(gym.Env):
     ## Episode End
 
     Terminated when the agent's account is being liquidated or its equity
-    is gone. Truncated after ``horizon`` steps (default: the rest of the
+    is gone (with ``terminate_on_liquidation=False`` the episode runs on to
+    the horizon with the account unable to trade, so that market statistics
+    cover the same window whatever the agent did). Truncated after
+    ``horizon`` steps (default: the rest of the
     scenario). ``info`` carries the same keys every step
     (``mmgym.env.core.INFO_FIELDS``: PnL parts, fees, obligation status,
     depth, liquidations, ADL, insurance fund) and ``reward_<part>`` per term
@@ -92,7 +95,8 @@ class MarketMakingEnv(gym.Env):
     (``Duties`` or dict); ``market``: market name or list (default: the
     thinnest perpetual the scripted firms quote); ``dt``: seconds per step (a
     multiple of the scenario's step); ``horizon``: steps per episode;
-    ``render_mode``: "ansi" or "rgb_array"; and ``warmup``, ``capital``,
+    ``render_mode``: "ansi" or "rgb_array"; ``terminate_on_liquidation``
+    (True); and ``warmup``, ``capital``,
     ``leverage``, ``max_quote_notional``, ``min_offset_bps``,
     ``max_offset_bps``, ``min_size``, ``flatten``, ``stress_volatility``,
     ``stress_liquidations``, ``stress_move_bps``, ``stress_halflife`` (see

@@ -40,6 +40,8 @@ EVAL_SCENARIOS = ("oct10", "calm")
 TABLE = (
     ("presence_stress", "presence in stress"),
     ("presence", "presence"),
+    ("compliance", "duties met"),
+    ("liquidated", "MM liquidated"),
     ("depth_trough", "1% depth trough"),
     ("price_trough", "price trough"),
     ("liq_notional", "liquidations (USDT)"),
@@ -241,6 +243,9 @@ def main(argv=None) -> None:
     budget = dataclasses.replace(budget, **{k: v for k, v in changes.items() if v is not None})
     if budget.total_timesteps < 1 or budget.n_envs < 1:
         parser.error("--total-timesteps and --n-envs must be >= 1")
+    import torch
+
+    torch.set_num_threads(1)  # small MLPs: one thread is faster than contending for two
     out = args.out or Path("runs") / time.strftime("incentives-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
