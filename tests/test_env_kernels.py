@@ -1,0 +1,173 @@
+"""The env kernels against plain-Python twins: actions to orders, observation, accounting."""
+
+import math
+
+import numpy as np
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from mmgym.core.codes import ASK, BID, BUY, CANCEL, IOC, PERP, POST_ONLY, SELL, UNIFIED
+from mmgym.env.kernels import (
+    AC_EQUITY,
+    AC_INVENTORY,
+    AC_QUOTED,
+    AC_SPREAD_BPS,
+    N_MARKET_OBS,
+    OB_IMBALANCE,
+    OB_INVENTORY,
+    OB_MARGIN,
+    OB_PNL,
+    OB_SPREAD,
+    OB_UPNL,
+    write_orders,
+)
+from mmgym.env.market_making import MarketMakingEnv
+
+ENV = MarketMakingEnv(market=["ALTUSDT", "BTCUSDT"], horizon=200)
+TIGHT = [-1.0, -1.0, 1.0, 1.0, -1.0] * 2
+
+
+def best(state, e, k, slot):
+    n = state.n_levels[e, k, slot]
+    return state.level_price[e, k, slot, n - 1] if n else -1
+
+
+def naive_orders(batch, e, actions):
+    """Order rows (market, kind, side, price, lots, ref) the agent should send, in slot order."""
+    s, p, ap, ag = batch.state, batch.params, batch.agent_params, batch.agent_state
+    width = 5 if ap.flatten else 4
+    rows = []
+    for g, a in enumerate(ap.account):
+        for m, k in enumerate(ap.market):
+            u = actions[g, m * width : (m + 1) * width]
+            bid, ask = best(s, e, k, BID), best(s, e, k, ASK)
+            tick = p.tick_size[k]
+            fair = 0.5 * (bid + ask) * tick if bid > 0 and ask > 0 else s.mark_price[e, k]
+            cancels, quotes = [], []
+            for side in (0, 1):
+                offset = ap.min_offset + (u[side] + 1) / 2 * (ap.max_offset - ap.min_offset)
+                fraction = (u[2 + side] + 1) / 2
+                lots = int(fraction * ap.max_lots[m]) if fraction >= ap.min_size else 0
+                if side == 0:
+                    price = max(math.floor(fair * (1 - offset) / tick), 1)
+                else:
+                    price = math.ceil(fair * (1 + offset) / tick)
+                oid = int(ag.quote_id[e, g, m, side])
+                live = [o for o in range(s.order_id.shape[2]) if oid and s.order_id[e, k, o] == oid]
+                if live:
+                    o = live[0]
+                    sent = ag.quote_lots[e, g, m, side]
+                    same = s.order_price[e, k, o] == price and s.order_qty[e, k, o] == sent
+                    if lots > 0 and same and sent == lots:
+                        continue  # kept, with its queue place
+                    cancels.append((k, CANCEL, 0, 0, 0, oid))
+                if lots > 0:
+                    quotes.append((k, POST_ONLY, BUY if side == 0 else SELL, price, lots, 0))
+            flatten = []
+            pos = int(s.pos[e, a, k])
+            lots = int(max(u[4], 0) * abs(pos)) if ap.flatten else 0
+            if lots > 0 and p.market_kind[k] == PERP:
+                band = p.price_band[k]
+                lo = max(math.ceil(s.mark_price[e, k] * (1 - band) / tick - 1e-9), 1)
+                hi = math.floor(s.mark_price[e, k] * (1 + band) / tick + 1e-9)
+                flatten = [(k, IOC, SELL, lo, lots, 0) if pos > 0 else (k, IOC, BUY, hi, lots, 0)]
+            rows += cancels + flatten + quotes
+    return rows
+
+
+def kernel_rows(batch, e):
+    out = batch.agent_state.orders[e]
+    return [tuple(int(x) for x in r[[1, 3, 4, 5, 6, 7]]) for r in out if r[0] == e]
+
+
+actions_strategy = st.lists(
+    st.lists(st.floats(-1, 1, width=32), min_size=10, max_size=10), min_size=1, max_size=6
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(actions_strategy, st.integers(0, 3))
+def test_write_orders_matches_the_twin(history, seed):
+    env = ENV
+    env.reset(seed=seed)
+    batch = env.core.batch
+    for a in history[:-1]:  # earlier quotes that may be kept or replaced
+        env.step(np.array(a, np.float32))
+    last = np.clip(np.array([history[-1]], np.float64), -1, 1)
+    expected = naive_orders(batch, 0, last)
+    write_orders(batch.params, batch.state, batch.agent_params, batch.agent_state, 0, last)
+    assert sorted(kernel_rows(batch, 0)) == sorted(expected)
+
+
+def naive_observation(batch, e, g, start_equity):
+    """A few observation and accounting columns recomputed from the state."""
+    s, p, ap = batch.state, batch.params, batch.agent_params
+    a = ap.account[g]
+    out = {}
+    unified = s.account_kind[e, a] == UNIFIED
+    equity = margin_equity = wallet = s.cash[e, a]
+    upnl = inventory = mm = 0.0
+    for k in range(len(p.market_kind)):
+        lots = s.pos[e, a, k] * p.lot_size[k]
+        if p.market_kind[k] != PERP:
+            value = lots * s.collateral_price[e, k]
+            equity += value
+            if unified:
+                margin_equity += value * p.collateral_ratio[k] if value > 0 else value
+            continue
+        equity += lots * s.mark_price[e, k]
+        margin_equity += lots * s.mark_price[e, k]
+        wallet += lots * s.entry[e, a, k]
+        if lots:
+            upnl += lots * (s.mark_price[e, k] - s.entry[e, a, k])
+            notional = abs(lots) * s.mark_price[e, k]
+            t = max(i for i in range(p.bracket_floor.shape[1]) if notional >= p.bracket_floor[k, i])
+            mm += notional * p.bracket_mmr[k, t] - p.bracket_cum[k, t]
+    if unified and wallet < 0:
+        mm -= wallet * p.borrow_mmr
+    for m, k in enumerate(ap.market):
+        bid, ask = best(s, e, k, BID), best(s, e, k, ASK)
+        spread = min(100 * (ask - bid) / (0.5 * (ask + bid)), 10.0) if bid > 0 and ask > 0 else 10.0
+        depth_bid, depth_ask = s.market_stats[e, k, 4], s.market_stats[e, k, 5]
+        total = depth_bid + depth_ask
+        lots = s.pos[e, a, k] * p.lot_size[k]
+        inventory += abs(lots) * s.mark_price[e, k]
+        out[f"{m}.spread"] = spread
+        out[f"{m}.imbalance"] = (depth_bid - depth_ask) / total if total > 0 else 0.0
+        out[f"{m}.inventory"] = lots * s.mark_price[e, k] / ap.capital
+    out["pnl"] = (equity - start_equity) / ap.capital
+    out["upnl"] = upnl / ap.capital
+    out["margin"] = min(mm / margin_equity, 10.0) if margin_equity > 0 else 10.0
+    out["equity"] = equity
+    out["inventory"] = inventory
+    return out
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(actions_strategy, st.integers(0, 3))
+def test_observation_matches_the_twin(history, seed):
+    env = ENV
+    obs, _ = env.reset(seed=seed)
+    batch = env.core.batch
+    start = float(batch.agent_state.start_equity[0, 0])
+    for a in [TIGHT] * 20 + history:  # tight, large quotes first: fills, inventory, PnL
+        obs, _, terminated, truncated, info = env.step(np.array(a, np.float32))
+        if terminated or truncated:
+            return
+    want = naive_observation(batch, 0, 0, start)
+    assert want["inventory"] > 0
+    base = 2 * N_MARKET_OBS
+    for m in range(2):
+        row = m * N_MARKET_OBS
+        np.testing.assert_allclose(obs[row + OB_SPREAD], want[f"{m}.spread"], rtol=1e-5)
+        np.testing.assert_allclose(obs[row + OB_IMBALANCE], want[f"{m}.imbalance"], atol=1e-6)
+        np.testing.assert_allclose(obs[row + OB_INVENTORY], want[f"{m}.inventory"], atol=1e-7)
+    np.testing.assert_allclose(obs[base + OB_PNL], want["pnl"], atol=1e-7)
+    np.testing.assert_allclose(obs[base + OB_UPNL], want["upnl"], atol=1e-7)
+    np.testing.assert_allclose(obs[base + OB_MARGIN], want["margin"], rtol=1e-5, atol=1e-7)
+    acc = batch.agent_state.accounting[0, 0]
+    np.testing.assert_allclose(acc[AC_EQUITY], want["equity"], rtol=1e-12)
+    np.testing.assert_allclose(acc[AC_INVENTORY], want["inventory"], rtol=1e-12)
+    assert info["equity"] == acc[AC_EQUITY]
+    if acc[AC_QUOTED]:
+        assert math.isfinite(acc[AC_SPREAD_BPS])
