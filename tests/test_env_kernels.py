@@ -32,6 +32,20 @@ def best(state, e, k, slot):
     return state.level_price[e, k, slot, n - 1] if n else -1
 
 
+def others_best(state, ag, e, g, m, k, slot):
+    """Best price of a side among the orders of everyone but agent g's quote."""
+    own = ag.quote_id[e, g, m, slot]
+    prices = [
+        state.order_price[e, k, o]
+        for o in range(state.order_id.shape[2])
+        if state.order_id[e, k, o] and state.order_id[e, k, o] != own
+        and (state.order_side[e, k, o] == BUY) == (slot == BID)
+    ]
+    if not prices:
+        return -1
+    return max(prices) if slot == BID else min(prices)
+
+
 def naive_orders(batch, e, actions):
     """Order rows (market, kind, side, price, lots, ref) the agent should send, in slot order."""
     s, p, ap, ag = batch.state, batch.params, batch.agent_params, batch.agent_state
@@ -40,7 +54,7 @@ def naive_orders(batch, e, actions):
     for g, a in enumerate(ap.account):
         for m, k in enumerate(ap.market):
             u = actions[g, m * width : (m + 1) * width]
-            bid, ask = best(s, e, k, BID), best(s, e, k, ASK)
+            bid, ask = (others_best(s, ag, e, g, m, k, slot) for slot in (BID, ASK))
             tick = p.tick_size[k]
             fair = 0.5 * (bid + ask) * tick if bid > 0 and ask > 0 else s.mark_price[e, k]
             cancels, quotes = [], []

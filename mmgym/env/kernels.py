@@ -183,6 +183,34 @@ def fair_price(params, state, e, k):
 
 
 @inline_kernel
+def _best_of_others(state, ag, e, g, m, k, slot):
+    """Best price (ticks) of a book side leaving out agent ``g``'s own quote, or -1."""
+    n = state.n_levels[e, k, slot]
+    if n == 0:
+        return -1
+    price = state.level_price[e, k, slot, n - 1]
+    o = find_order(state, e, k, ag.quote_id[e, g, m, slot])
+    alone = o >= 0 and state.order_qty[e, k, o] == state.level_qty[e, k, slot, n - 1]
+    if alone and state.order_price[e, k, o] == price:
+        return state.level_price[e, k, slot, n - 2] if n >= 2 else -1
+    return price
+
+
+@inline_kernel
+def quote_reference(params, state, ag, e, g, m, k):
+    """Mid of the other traders' best quotes, or the mark when a side has none.
+
+    The agent's own quote is left out: quoting around a mid it sets itself
+    would let it walk the price of a one-sided book step by step.
+    """
+    bid = _best_of_others(state, ag, e, g, m, k, BID)
+    ask = _best_of_others(state, ag, e, g, m, k, ASK)
+    if bid > 0 and ask > 0:
+        return 0.5 * (bid + ask) * params.tick_size[k]
+    return state.mark_price[e, k]
+
+
+@inline_kernel
 def mtm_equity(params, state, e, a):
     """Cash plus perpetuals at the mark plus spot holdings at the venue's collateral price."""
     eq = state.cash[e, a]
@@ -238,7 +266,7 @@ def write_orders(params, state, ap, ag, e, actions):
             for j in range(5):
                 ag.orders[e, base + j, O_ENV] = -1
             u = actions[g, m * width : (m + 1) * width]
-            fair = fair_price(params, state, e, k)
+            fair = quote_reference(params, state, ag, e, g, m, k)
             tick = params.tick_size[k]
             span = ap.max_offset - ap.min_offset
             for s in range(2):

@@ -31,8 +31,9 @@ class MarketMakingEnv(gym.Env):
     ``Box(-1, 1, (5 * M,), float32)`` for M quoted markets (4 * M with
     ``flatten=False``). Per market, in order: bid offset, ask offset, bid
     size, ask size, flatten intensity. Offsets map linearly from [-1, 1] to
-    ``min_offset_bps..max_offset_bps`` of the fair price (book mid, or mark
-    when a side is empty), rounded away from it to whole ticks. Sizes map
+    ``min_offset_bps..max_offset_bps`` of the fair price (mid of the other
+    traders' best quotes, or the mark when a side has none), rounded away
+    from it to whole ticks. Sizes map
     from [-1, 1] to ``0..max_quote_notional`` USDT; below ``min_size`` of the
     maximum the side is not quoted, so withdrawing is a legal action. Quotes
     are post-only limit orders in the real book; a quote left unchanged keeps
