@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import json
 import time
 from pathlib import Path
@@ -116,7 +117,10 @@ def plan_run(
     hp = load_hyperparams(algo, config, n_timesteps=total_timesteps, n_envs=n_envs)
     loaded = load_scenario(scenario)
     env_kwargs = dict(env_kwargs or {})
-    setup = agent_setup(loaded, horizon=horizon, **env_kwargs)
+    setup_keys = inspect.signature(agent_setup).parameters.keys() - {"scenario", "horizon"}
+    setup = agent_setup(
+        loaded, horizon=horizon, **{k: env_kwargs[k] for k in setup_keys & env_kwargs.keys()}
+    )
     make_regime(regime)
     if run_dir is None:
         run_dir = default_run_dir(loaded.name, regime, algo, seed)

@@ -15,7 +15,6 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from .core import INFO_KEYS, EpisodeCore, check_actions
-from .market_making import MarketMakingEnv
 from .observation import observation_space
 
 _MODES = {mode.value: mode for mode in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP)}
@@ -180,5 +179,3 @@ def make_vector_env(num_envs: int = 1, **kwargs) -> MarketMakingVectorEnv:
     kwargs.pop("max_episode_steps", None)  # the env enforces its own horizon
     return MarketMakingVectorEnv(num_envs=num_envs, **kwargs)
 
-
-__all__ = ["MarketMakingEnv", "MarketMakingVectorEnv", "make_vector_env"]
