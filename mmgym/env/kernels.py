@@ -21,14 +21,7 @@ from ..core.codes import (
     CANCEL,
     E_INSURANCE_FUND,
     IOC,
-    O_ACCOUNT,
     O_ENV,
-    O_KIND,
-    O_MARKET,
-    O_PRICE,
-    O_QTY,
-    O_REF,
-    O_SIDE,
     PERP,
     POST_ONLY,
     R_ORDER_ID,
@@ -47,6 +40,7 @@ from ..core.codes import (
 )
 from ..core.margin import equity_and_mm
 from ..core.orders import band_ticks
+from ..population.orders import set_row
 from ..population.step import population_step
 
 # Action columns per quoted market.
@@ -233,19 +227,6 @@ def collateral_value(params, state, e, a):
     return value
 
 
-@inline_kernel
-def _row(ag, e, r, k, a, kind, side, price, lots, ref):
-    row = ag.orders[e, r]
-    row[O_ENV] = e
-    row[O_MARKET] = k
-    row[O_ACCOUNT] = a
-    row[O_KIND] = kind
-    row[O_SIDE] = side
-    row[O_PRICE] = price
-    row[O_QTY] = lots
-    row[O_REF] = ref
-
-
 @kernel
 def write_orders(params, state, ap, ag, e, actions):
     """Turn env ``e``'s actions (float64[G, A], already in [-1, 1]) into order rows.
@@ -290,11 +271,11 @@ def write_orders(params, state, ap, ag, e, actions):
                     if keep:
                         ag.present[e, g, m, s] = 1
                         continue
-                    _row(ag, e, base + s, k, a, CANCEL, 0, 0, 0, oid)
+                    set_row(ag.orders[e, base + s], e, k, a, CANCEL, 0, 0, 0, oid)
                 ag.quote_id[e, g, m, s] = 0
                 if lots > 0:
                     side = BUY if s == 0 else SELL
-                    _row(ag, e, base + 3 + s, k, a, POST_ONLY, side, price, lots, 0)
+                    set_row(ag.orders[e, base + 3 + s], e, k, a, POST_ONLY, side, price, lots, 0)
                     ag.quote_lots[e, g, m, s] = lots
                     ag.quote_price[e, g, m, s] = price
             if ap.flatten:
@@ -304,9 +285,9 @@ def write_orders(params, state, ap, ag, e, actions):
                 if lots > 0 and params.market_kind[k] == PERP:
                     lo, hi = band_ticks(params, state, e, k)
                     if pos > 0:
-                        _row(ag, e, base + 2, k, a, IOC, SELL, lo, lots, 0)
+                        set_row(ag.orders[e, base + 2], e, k, a, IOC, SELL, lo, lots, 0)
                     else:
-                        _row(ag, e, base + 2, k, a, IOC, BUY, hi, lots, 0)
+                        set_row(ag.orders[e, base + 2], e, k, a, IOC, BUY, hi, lots, 0)
                     ag.accounting[e, g, AC_FLATTENED] += lots * params.lot_size[k] * fair
 
 

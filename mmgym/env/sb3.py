@@ -10,7 +10,41 @@ from .core import INFO_KEYS
 from .vector import MarketMakingVectorEnv
 
 
-class SB3VecEnv(VecEnv):
+class SharedConfigVecEnv(VecEnv):
+    """VecEnv whose sub-envs share one configuration, held by ``config_owner()``.
+
+    ``get_attr`` / ``env_method`` answer from that object once per index;
+    ``set_attr`` changes it, so it needs every index.
+    """
+
+    def config_owner(self):
+        return self
+
+    def _indices(self, indices):
+        if indices is None:
+            return range(self.num_envs)
+        if isinstance(indices, int):
+            return [indices]
+        return indices
+
+    def get_attr(self, attr_name: str, indices=None) -> list:
+        value = getattr(self.config_owner(), attr_name)
+        return [value for _ in self._indices(indices)]
+
+    def set_attr(self, attr_name: str, value, indices=None) -> None:
+        if len(list(self._indices(indices))) != self.num_envs:
+            raise ValueError("the sub-envs share one configuration: set_attr needs all indices")
+        setattr(self.config_owner(), attr_name, value)
+
+    def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list:
+        method = getattr(self.config_owner(), method_name)
+        return [method(*method_args, **method_kwargs) for _ in self._indices(indices)]
+
+    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
+        return [False for _ in self._indices(indices)]
+
+
+class SB3VecEnv(SharedConfigVecEnv):
     """SB3's VecEnv API over ``MarketMakingVectorEnv`` (reset at once, as SB3 expects).
 
     Finished envs report ``terminal_observation`` and ``TimeLimit.truncated``
@@ -50,29 +84,8 @@ class SB3VecEnv(VecEnv):
     def close(self) -> None:
         self.venv.close()
 
-    def _indices(self, indices):
-        if indices is None:
-            return range(self.num_envs)
-        if isinstance(indices, int):
-            return [indices]
-        return indices
-
-    def get_attr(self, attr_name: str, indices=None) -> list:
-        value = getattr(self.venv, attr_name)
-        return [value for _ in self._indices(indices)]
-
-    def set_attr(self, attr_name: str, value, indices=None) -> None:
-        targets = list(self._indices(indices))
-        if len(targets) != self.num_envs:
-            raise ValueError("the sub-envs share one configuration: set_attr needs all indices")
-        setattr(self.venv, attr_name, value)
-
-    def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list:
-        method = getattr(self.venv, method_name)
-        return [method(*method_args, **method_kwargs) for _ in self._indices(indices)]
-
-    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
-        return [False for _ in self._indices(indices)]
+    def config_owner(self):
+        return self.venv
 
     def get_images(self):
         return [self.venv.render()]

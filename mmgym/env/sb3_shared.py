@@ -14,9 +14,10 @@ from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 from ..core.config import check_number
 from .core import EpisodeCore, check_actions, info_rows
 from .observation import observation_space
+from .sb3 import SharedConfigVecEnv
 
 
-class SharedPolicyVecEnv(VecEnv):
+class SharedPolicyVecEnv(SharedConfigVecEnv):
     """SB3 ``VecEnv`` of E exchanges x K makers: slot ``e * K + g`` is maker g of exchange e.
 
     Every slot has the single-agent spaces, so one SB3 policy drives all makers.
@@ -99,29 +100,6 @@ class SharedPolicyVecEnv(VecEnv):
 
     def close(self) -> None:
         """Nothing to release: the exchanges live in this process's arrays."""
-
-    def _indices(self, indices):
-        if indices is None:
-            return range(self.num_envs)
-        if isinstance(indices, int):
-            return [indices]
-        return indices
-
-    def get_attr(self, attr_name: str, indices=None) -> list:
-        value = getattr(self, attr_name)
-        return [value for _ in self._indices(indices)]
-
-    def set_attr(self, attr_name: str, value, indices=None) -> None:
-        if len(list(self._indices(indices))) != self.num_envs:
-            raise ValueError("the slots share one configuration: set_attr needs all indices")
-        setattr(self, attr_name, value)
-
-    def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list:
-        method = getattr(self, method_name)
-        return [method(*method_args, **method_kwargs) for _ in self._indices(indices)]
-
-    def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
-        return [False for _ in self._indices(indices)]
 
     def get_images(self) -> list[np.ndarray]:
         from . import render

@@ -16,10 +16,8 @@ from ..core.codes import (
 
 
 @inline_kernel
-def push(ps, e, k, a, kind, side, price, lots, ref, tag):
-    """Append one order row for env ``e``; ``tag`` marks a maker quote slot (or -1)."""
-    n = ps.n_buffer[e]
-    row = ps.buffer[e, n]
+def set_row(row, e, k, a, kind, side, price, lots, ref):
+    """Fill one order row (columns ``O_*`` of ``core.codes``)."""
     row[O_ENV] = e
     row[O_MARKET] = k
     row[O_ACCOUNT] = a
@@ -28,5 +26,12 @@ def push(ps, e, k, a, kind, side, price, lots, ref, tag):
     row[O_PRICE] = price
     row[O_QTY] = lots
     row[O_REF] = ref
+
+
+@inline_kernel
+def push(ps, e, k, a, kind, side, price, lots, ref, tag):
+    """Append one order row for env ``e``; ``tag`` marks a maker quote slot (or -1)."""
+    n = ps.n_buffer[e]
+    set_row(ps.buffer[e, n], e, k, a, kind, side, price, lots, ref)
     ps.buffer_tag[e, n] = tag
     ps.n_buffer[e] = n + 1
