@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+from gymnasium import spaces
 
 from ..core.codes import CROSS, ORDER_COLUMNS, RESULT_COLUMNS, UNIFIED
 from ..core.config import ConfigError, check_number
@@ -26,6 +27,7 @@ from .kernels import (
     env_step,
     env_warmup,
 )
+from .observation import observation_space
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,6 +207,14 @@ class MarketBatch:
     @property
     def obs_size(self) -> int:
         return self.n_markets * N_MARKET_OBS + N_ACCOUNT_OBS
+
+    def action_space(self) -> spaces.Box:
+        """A new action space of one agent: Box(-1, 1, (action_size,), float32)."""
+        return spaces.Box(-1.0, 1.0, (self.action_size,), np.float32)
+
+    def observation_space(self) -> spaces.Box:
+        """A new observation space of one agent (see ``observation.py``)."""
+        return observation_space(self.n_markets)
 
     def _agent_params(self) -> AgentParams:
         s, sc = self.setup, self.scenario

@@ -6,10 +6,8 @@ from collections import deque
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 
 from .core import INFO_KEYS, EpisodeCore, check_actions
-from .observation import observation_space
 
 
 class MarketMakingEnv(gym.Env):
@@ -151,8 +149,8 @@ class MarketMakingEnv(gym.Env):
             **setup_kwargs,
         )
         batch = self.core.batch
-        self.action_space = spaces.Box(-1.0, 1.0, (batch.action_size,), np.float32)
-        self.observation_space = observation_space(batch.n_markets)
+        self.action_space = batch.action_space()
+        self.observation_space = batch.observation_space()
         self._action_shape = (1, 1, batch.action_size)
         self._active = np.ones(1, bool)
         self._done = True

@@ -17,7 +17,6 @@ from pettingzoo import ParallelEnv
 
 from ..core.config import check_number
 from .core import EpisodeCore, check_actions, info_rows
-from .observation import observation_space
 
 RENDER_MODES = ("ansi", "rgb_array")
 
@@ -91,12 +90,9 @@ class MarketMakingParallelEnv(ParallelEnv):
         self.agents: list[str] = []
         self._index = {agent: g for g, agent in enumerate(self.possible_agents)}
         # One space object per agent, so seeding one agent's space leaves the others alone.
-        self._action_spaces = {
-            agent: spaces.Box(-1.0, 1.0, (batch.action_size,), np.float32)
-            for agent in self.possible_agents
-        }
+        self._action_spaces = {agent: batch.action_space() for agent in self.possible_agents}
         self._observation_spaces = {
-            agent: observation_space(batch.n_markets) for agent in self.possible_agents
+            agent: batch.observation_space() for agent in self.possible_agents
         }
         self._action_shape = (batch.action_size,)
         self._active = np.ones(1, bool)

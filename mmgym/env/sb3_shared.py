@@ -7,13 +7,11 @@ all E exchanges (extra ``train``).
 from __future__ import annotations
 
 import numpy as np
-from gymnasium import spaces
 from gymnasium.utils import seeding
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
 from ..core.config import check_number
 from .core import EpisodeCore, check_actions, info_rows
-from .observation import observation_space
 from .sb3 import SharedConfigVecEnv
 
 
@@ -48,8 +46,7 @@ class SharedPolicyVecEnv(SharedConfigVecEnv):
         self.core = EpisodeCore(scenario, n_envs=n_envs, n_agents=n_agents, regime=regime, **kwargs)
         self.n_envs, self.n_agents = n_envs, n_agents
         batch = self.core.batch
-        action_space = spaces.Box(-1.0, 1.0, (batch.action_size,), np.float32)
-        super().__init__(n_envs * n_agents, observation_space(batch.n_markets), action_space)
+        super().__init__(n_envs * n_agents, batch.observation_space(), batch.action_space())
         self._generators: list[np.random.Generator | None] = [None] * n_envs
         self._obs = np.zeros((n_envs, n_agents, batch.obs_size), np.float32)
         self._active = np.ones(n_envs, bool)

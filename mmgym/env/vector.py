@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from .core import INFO_KEYS, EpisodeCore, check_actions
-from .observation import observation_space
 
 _MODES = {mode.value: mode for mode in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP)}
 
@@ -88,8 +86,8 @@ class MarketMakingVectorEnv(VectorEnv):
             **setup_kwargs,
         )
         batch = self.core.batch
-        self.single_action_space = spaces.Box(-1.0, 1.0, (batch.action_size,), np.float32)
-        self.single_observation_space = observation_space(batch.n_markets)
+        self.single_action_space = batch.action_space()
+        self.single_observation_space = batch.observation_space()
         self.action_space = batch_space(self.single_action_space, self.num_envs)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self._generators = [None] * self.num_envs
@@ -178,4 +176,3 @@ def make_vector_env(num_envs: int = 1, **kwargs) -> MarketMakingVectorEnv:
     """Vector entry point of ``mmgym/MarketMaking-v0`` (``gymnasium.make_vec``)."""
     kwargs.pop("max_episode_steps", None)  # the env enforces its own horizon
     return MarketMakingVectorEnv(num_envs=num_envs, **kwargs)
-
