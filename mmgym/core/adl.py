@@ -49,7 +49,7 @@ def deleverage(params, state, e, a, k, lots, price):
     opposite positions at ``price``, with no fee; the closed accounts' orders are cancelled.
     """
     side = 1 if state.pos[e, a, k] > 0 else -1
-    ranks = state.rank_scratch[e]
+    ranks = state.rank_scratch[e, 0]
     n_accounts = state.cash.shape[1]
     for b in range(n_accounts):
         if b != a and b != FUND and state.pos[e, b, k] * side < 0:
@@ -81,7 +81,8 @@ def deleverage(params, state, e, a, k, lots, price):
 @kernel
 def refresh_quantiles(params, state, e):
     """Recompute every position's ADL light (0-4, 20% quantile steps, 4 = first in line)."""
-    sorted_ranks = state.rank_scratch[e]
+    sorted_ranks = state.rank_scratch[e, 0]
+    ranks = state.rank_scratch[e, 1]  # each account's rank, computed once
     n_accounts = state.cash.shape[1]
     for k in range(params.market_kind.shape[0]):
         if params.market_kind[k] != PERP:
@@ -91,14 +92,15 @@ def refresh_quantiles(params, state, e):
             n = 0
             for b in range(1, n_accounts):
                 if state.pos[e, b, k] * side > 0:
-                    sorted_ranks[n] = adl_rank(params, state, e, b, k)
+                    ranks[b] = adl_rank(params, state, e, b, k)
+                    sorted_ranks[n] = ranks[b]
                     n += 1
             if n == 0:
                 continue
             _heapsort(sorted_ranks, n)
             for b in range(1, n_accounts):
                 if state.pos[e, b, k] * side > 0:
-                    below = _count_below(sorted_ranks, n, adl_rank(params, state, e, b, k))
+                    below = _count_below(sorted_ranks, n, ranks[b])
                     state.adl_quantile[e, b, k] = min(4, 5 * below // n)
 
 

@@ -45,7 +45,14 @@ from .codes import (
     SELL,
     UNIFIED,
 )
-from .margin import equity, is_liquidatable, position_mm, tier, wallet_balance
+from .margin import (
+    equity,
+    is_liquidatable,
+    liquidation_check,
+    position_mm,
+    tier,
+    wallet_balance,
+)
 from .orders import band_ticks
 from .state import FUND
 
@@ -306,10 +313,12 @@ def run_liquidations(params, state, e):
     """Check every trader account at mark and liquidate those under maintenance."""
     for a in range(1, state.cash.shape[1]):
         unified = state.account_kind[e, a] == UNIFIED
-        if unified and state.in_liquidation[e, a]:
+        if unified & (state.in_liquidation[e, a] != 0):
             cancel_all(params, state, e, a)
             _liquidate_unified(params, state, e, a)
-        elif is_liquidatable(params, state, e, a):
+            continue
+        liquidatable, perps = liquidation_check(params, state, e, a)
+        if liquidatable:
             cancel_all(params, state, e, a)
             state.in_liquidation[e, a] = 1
             if unified:
@@ -319,7 +328,7 @@ def run_liquidations(params, state, e):
                 state.in_liquidation[e, a] = 1 if is_liquidatable(params, state, e, a) else 0
         else:
             state.in_liquidation[e, a] = 0
-            if not unified and state.cash[e, a] < 0.0 and not _has_perps(params, state, e, a):
+            if (not unified) & (state.cash[e, a] < 0.0) & (not perps):
                 # A trader's own closing order lost more than the account held.
                 cover_negative_balance(params, state, e, a)
 

@@ -106,6 +106,37 @@ def is_liquidatable(params, state, e, a):
 
 
 @inline_kernel
+def liquidation_check(params, state, e, a):
+    """``is_liquidatable`` and whether the account holds any perp, for the per-step scan.
+
+    Written without data-dependent branches: the scan meets a random mix of
+    flat, long and short, cross and unified accounts, and mispredicted branches
+    were most of its cost. Empty positions add exact zeros, so the verdict is
+    the same as ``is_liquidatable``'s.
+    """
+    unified = state.account_kind[e, a] == UNIFIED
+    eq = state.cash[e, a]
+    wallet = state.cash[e, a]
+    mm = 0.0
+    perps = False
+    for k in range(params.market_kind.shape[0]):
+        p = state.pos[e, a, k]
+        lots = p * params.lot_size[k]
+        if params.market_kind[k] == PERP:
+            perps |= p != 0
+            eq += lots * state.mark_price[e, k]
+            wallet += lots * state.entry[e, a, k]
+            mm += position_mm(params, k, abs(lots) * state.mark_price[e, k])
+        else:
+            value = lots * state.collateral_price[e, k]
+            counted = value * params.collateral_ratio[k] if value > 0 else value
+            eq += counted if unified else 0.0
+    mm -= wallet * params.borrow_mmr if unified & (wallet < 0.0) else 0.0
+    level = params.unified_liquidation_level if unified else 1.0
+    return (mm > 0.0) & (eq < level * mm), perps
+
+
+@inline_kernel
 def exposure(state, e, a, k, extra_buy, extra_sell):
     """Worst-case |position| in lots if all resting (plus extra) orders on one side fill."""
     long_side = state.pos[e, a, k] + state.open_buy[e, a, k] + extra_buy
@@ -113,7 +144,7 @@ def exposure(state, e, a, k, extra_buy, extra_sell):
     return max(abs(long_side), abs(short_side))
 
 
-@kernel
+@inline_kernel
 def initial_margin(params, state, e, a, k_extra, extra_buy, extra_sell):
     """Initial margin of perp exposure incl. resting orders and an extra order in ``k_extra``."""
     im = 0.0

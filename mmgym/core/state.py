@@ -86,7 +86,7 @@ class State(NamedTuple):
     match_qty: np.ndarray  # int64[E, N]
     match_price: np.ndarray  # int64[E, N]
     match_owner: np.ndarray  # int64[E, N]
-    rank_scratch: np.ndarray  # float64[E, A]
+    rank_scratch: np.ndarray  # float64[E, 2, A], sorted ADL ranks and each account's rank
 
 
 ORDER_FIELDS = 8  # order_id .. order_prev, then free_slots: one cache line per slot
@@ -170,7 +170,7 @@ def allocate_state(config: ExchangeConfig, n_envs: int) -> State:
         match_qty=i64(e, n),
         match_price=i64(e, n),
         match_owner=i64(e, n),
-        rank_scratch=f64(e, a),
+        rank_scratch=f64(e, 2, a),
     )
     state.cash[:, FUND] = config.insurance_fund
     return state

@@ -371,6 +371,9 @@ def _initial_pop_state(ex, scenario, generators, stop_price, lev_market, max_lev
     peak = np.array(
         [[equity_and_mm(ex.params, s, e, 1 + f)[0] for f in range(firms)] for e in range(n_envs)]
     ).reshape(n_envs, firms)
+    armed = stop_price > 0.0
+    # Armed traders first, in trader order (a stable sort keeps that order).
+    stop_list = np.argsort(~armed, axis=1, kind="stable").astype(np.int64)
     return PopState(
         streams=seed_streams(generators),
         log_index=np.tile(np.log(start), (n_envs, 1)),
@@ -391,6 +394,8 @@ def _initial_pop_state(ex, scenario, generators, stop_price, lev_market, max_lev
         trend=np.zeros((n_envs, n_markets)),
         stop_price=stop_price,
         lev_market=lev_market,
+        stop_list=stop_list,
+        n_stops=armed.sum(axis=1),
         quoting_share=np.ones(n_envs),
         buffer=np.zeros((n_envs, buffer_rows, 8), np.int64),
         buffer_results=np.zeros((n_envs, buffer_rows, 3), np.int64),

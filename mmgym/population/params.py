@@ -107,6 +107,8 @@ class PopState(NamedTuple):
     trend: np.ndarray  # float64[E, K], EWMA of mark returns
     stop_price: np.ndarray  # float64[E, n_lev], 0 = none or done
     lev_market: np.ndarray  # int64[E, n_lev], the market a stop watches
+    stop_list: np.ndarray  # int64[E, n_lev], traders whose stop is still armed, in order
+    n_stops: np.ndarray  # int64[E], length of that list
     quoting_share: np.ndarray  # float64[E]
     buffer: np.ndarray  # int64[E, M, 8], this step's population orders
     buffer_results: np.ndarray  # int64[E, M, 3]

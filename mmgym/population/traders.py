@@ -9,11 +9,15 @@ from .orders import push
 
 @kernel
 def stop_orders(params, state, pp, ps, e):
-    """Close a trader's position with a market order once the mark crosses its stop."""
-    for i in range(pp.n_lev):
+    """Close a trader's position with a market order once the mark crosses its stop.
+
+    Only the armed stops are visited (``stop_list``); a stop that fires or
+    finds its position gone is dropped from the list, which keeps its order.
+    """
+    kept = 0
+    for j in range(ps.n_stops[e]):
+        i = ps.stop_list[e, j]
         stop = ps.stop_price[e, i]
-        if stop <= 0.0:
-            continue
         a = pp.lev_start + i
         k = ps.lev_market[e, i]
         p = state.pos[e, a, k]
@@ -23,6 +27,10 @@ def stop_orders(params, state, pp, ps, e):
         elif (p > 0 and mark <= stop) or (p < 0 and mark >= stop):
             push(ps, e, k, a, MARKET, SELL if p > 0 else BUY, 0, abs(p), 0, -1)
             ps.stop_price[e, i] = 0.0
+        else:
+            ps.stop_list[e, kept] = i
+            kept += 1
+    ps.n_stops[e] = kept
 
 
 @kernel
