@@ -32,6 +32,7 @@ TABLE_METRICS = (
     "presence",
     "presence_stress",
     "compliance",
+    "duties_met",
     "inventory_max",
     "depth_trough",
     "liq_notional_long",

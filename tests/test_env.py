@@ -296,8 +296,10 @@ def test_withdrawing_on_stress_breaches_the_obligation(oct10_episodes):
     assert info["quoted"][~stressed].mean() > 0.95
     assert info["obligation_breach"][stressed].mean() > 0.5
     assert info["obligation_breach"][: int(np.argmax(stressed))].max() == 0
-    # The breach costs reward: each breached step pays the penalty.
-    np.testing.assert_allclose(info["reward_penalty"], -info["obligation_breach"])
+    # The breach costs reward: each step missed while in breach pays the penalty.
+    missed = info["obligation_breach"] * (1.0 - info["obligation_compliant"])
+    assert missed[stressed].mean() > 0.5
+    np.testing.assert_allclose(info["reward_penalty"], -missed)
     assert info["reward_rebate"][stressed].sum() < info["reward_rebate"][~stressed].sum()
     assert info["margin_ratio"].max() < 1.0
 

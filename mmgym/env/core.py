@@ -71,6 +71,38 @@ INFO_FIELDS = (
     ("reward", "this step's reward"),
 )
 INFO_KEYS = tuple(key for key, _ in INFO_FIELDS)
+_ROW = {key: i for i, key in enumerate(INFO_KEYS)}
+
+# info rows copied from the agents' accounting and from the envs' accounting.
+_FROM_ACCOUNT = {
+    "equity": AC_EQUITY,
+    "pnl": AC_PNL,
+    "fees": AC_FEES,
+    "inventory": AC_INVENTORY,
+    "flattened": AC_FLATTENED,
+    "margin_ratio": AC_MARGIN,
+    "quoted": AC_QUOTED,
+    "spread_bps": AC_SPREAD_BPS,
+}
+_FROM_ENV = {
+    "stressed": EV_STRESS,
+    "mid": EV_MID,
+    "depth_1pct": EV_DEPTH,
+    "liq_notional_long": EV_LIQ_LONG,
+    "liq_notional_short": EV_LIQ_SHORT,
+    "liq_count": EV_LIQ_COUNT,
+    "adl_count": EV_ADL_COUNT,
+    "adl_notional": EV_ADL_NOTIONAL,
+    "volume": EV_VOLUME,
+    "insurance_fund": EV_FUND,
+    "fund_drawdown": EV_FUND_DRAWDOWN,
+    "socialised_loss": EV_SOCIALISED,
+    "mm_quoting": EV_MM_QUOTING,
+}
+_ACCOUNT_ROWS = [_ROW[key] for key in _FROM_ACCOUNT]
+_ACCOUNT_COLUMNS = list(_FROM_ACCOUNT.values())
+_ENV_ROWS = [_ROW[key] for key in _FROM_ENV]
+_ENV_COLUMNS = list(_FROM_ENV.values())
 
 
 class EpisodeCore:
@@ -103,6 +135,7 @@ class EpisodeCore:
         self.monitor = ObligationMonitor(self.duties, n_envs * n_agents)
         self.n_envs, self.n_agents = int(n_envs), int(n_agents)
         self.last_parts: dict[str, np.ndarray] = {}
+        self.last_info = np.zeros((len(INFO_KEYS), self.n_envs, self.n_agents))
 
     @property
     def horizon(self) -> int:
@@ -118,86 +151,68 @@ class EpisodeCore:
         """Step the active envs with ``actions`` (float64[E, G, A], clipped to [-1, 1]).
 
         Returns observations [E, G, D], rewards [E, G], terminated [E, G],
-        truncated [E] and info arrays {key: [E, G]}; inactive envs hold zeros.
+        truncated [E] and info arrays {key: [E, G]} for ``INFO_KEYS`` (views of
+        one table made afresh each step, kept as ``last_info`` [key, E, G]) and
+        ``reward_<part>``; inactive envs hold zeros.
         """
         b = self.batch
         b.step(actions, active)
         ag = b.agent_state
-        acc = ag.accounting
-        ev = ag.env_accounting
-        quoted = acc[:, :, AC_QUOTED]
-        min_notional = np.minimum(acc[:, :, AC_BID_NOTIONAL], acc[:, :, AC_ASK_NOTIONAL])
-        shape = quoted.shape
-
-        def per_agent(i):
-            """Env-level column ``i`` as [E, G] (a cheap view when G = 1)."""
-            column = ev[:, None, i]
-            return column if shape[1] == 1 else np.repeat(column, shape[1], axis=1)
-
-        stressed = per_agent(EV_STRESS)
+        acc = ag.accounting.transpose(2, 0, 1)  # [column, E, G]
+        env_columns = ag.env_accounting.T[:, :, None]  # [column, E, 1]
+        shape = acc.shape[1:]
+        table = np.empty((len(INFO_KEYS), *shape))
+        table[_ACCOUNT_ROWS] = acc[_ACCOUNT_COLUMNS]
+        table[_ENV_ROWS] = env_columns[_ENV_COLUMNS]
+        table[_ROW["min_quote_notional"]] = np.minimum(acc[AC_BID_NOTIONAL], acc[AC_ASK_NOTIONAL])
+        table[_ROW["liquidated"]] = acc[AC_LIQUIDATED] > 0
         compliant, presence, breach = self.monitor.update(
-            quoted.ravel(),
-            acc[:, :, AC_SPREAD_BPS].ravel(),
-            min_notional.ravel(),
-            stressed.ravel(),
+            acc[AC_QUOTED].ravel(),
+            acc[AC_SPREAD_BPS].ravel(),
+            table[_ROW["min_quote_notional"]].ravel(),
+            table[_ROW["stressed"]].ravel(),
         )
+        table[_ROW["obligation_compliant"]] = compliant.reshape(shape)
+        table[_ROW["obligation_presence"]] = presence.reshape(shape)
+        table[_ROW["obligation_breach"]] = breach.reshape(shape)
+
+        def row(key):
+            return table[_ROW[key]].ravel()
+
         accounting = StepAccounting(
-            pnl=acc[:, :, AC_PNL].ravel(),
-            fees=acc[:, :, AC_FEES].ravel(),
-            inventory=acc[:, :, AC_INVENTORY].ravel(),
-            quoted=quoted.ravel(),
-            spread_bps=acc[:, :, AC_SPREAD_BPS].ravel(),
-            min_notional=min_notional.ravel(),
-            stressed=stressed.ravel(),
-            fund_drawdown=per_agent(EV_FUND_DRAWDOWN).ravel(),
-            socialised_loss=per_agent(EV_SOCIALISED).ravel(),
-            compliant=compliant.astype(np.float64),
-            presence=presence,
-            breach=breach.astype(np.float64),
+            pnl=row("pnl"),
+            fees=row("fees"),
+            inventory=row("inventory"),
+            quoted=row("quoted"),
+            spread_bps=row("spread_bps"),
+            min_notional=row("min_quote_notional"),
+            stressed=row("stressed"),
+            fund_drawdown=row("fund_drawdown"),
+            socialised_loss=row("socialised_loss"),
+            compliant=row("obligation_compliant"),
+            presence=row("obligation_presence"),
+            breach=row("obligation_breach"),
             capital=self.setup.capital,
         )
         parts = self.regime.parts(accounting)
-        reward = sum(parts.values()).reshape(shape)
-        self.last_parts = {k: v.reshape(shape) for k, v in parts.items()}
-        liquidated = acc[:, :, AC_LIQUIDATED] > 0
+        reward = table[_ROW["reward"]]
+        reward[:] = sum(parts.values()).reshape(shape)
+        # Copies: a regime may hand back arrays it keeps, and callers keep these.
+        self.last_parts = {k: np.array(v, np.float64).reshape(shape) for k, v in parts.items()}
+        self.last_info = table
+        liquidated = table[_ROW["liquidated"]] > 0
         terminated = liquidated if self.terminate_on_liquidation else np.zeros_like(liquidated)
         truncated = ag.elapsed >= self.horizon
-        info = {
-            "equity": acc[:, :, AC_EQUITY],
-            "pnl": acc[:, :, AC_PNL],
-            "fees": acc[:, :, AC_FEES],
-            "inventory": acc[:, :, AC_INVENTORY],
-            "flattened": acc[:, :, AC_FLATTENED],
-            "margin_ratio": acc[:, :, AC_MARGIN],
-            "liquidated": liquidated.astype(np.float64),
-            "quoted": quoted,
-            "spread_bps": acc[:, :, AC_SPREAD_BPS],
-            "min_quote_notional": min_notional,
-            "obligation_compliant": compliant.reshape(shape).astype(np.float64),
-            "obligation_presence": presence.reshape(shape),
-            "obligation_breach": breach.reshape(shape).astype(np.float64),
-            "stressed": stressed,
-            "mid": per_agent(EV_MID),
-            "depth_1pct": per_agent(EV_DEPTH),
-            "liq_notional_long": per_agent(EV_LIQ_LONG),
-            "liq_notional_short": per_agent(EV_LIQ_SHORT),
-            "liq_count": per_agent(EV_LIQ_COUNT),
-            "adl_count": per_agent(EV_ADL_COUNT),
-            "adl_notional": per_agent(EV_ADL_NOTIONAL),
-            "volume": per_agent(EV_VOLUME),
-            "insurance_fund": per_agent(EV_FUND),
-            "fund_drawdown": per_agent(EV_FUND_DRAWDOWN),
-            "socialised_loss": per_agent(EV_SOCIALISED),
-            "mm_quoting": per_agent(EV_MM_QUOTING),
-            "reward": reward,
-        }
-        return ag.obs.copy(), reward, terminated, truncated, info
+        info = dict(zip(INFO_KEYS, table, strict=True))
+        info.update({f"reward_{part}": value for part, value in self.last_parts.items()})
+        return ag.obs.copy(), reward.copy(), terminated, truncated, info
 
 
-def info_rows(core: EpisodeCore, info: dict) -> list[dict]:
-    """One info dict per (env, agent), row-major: the per-step keys and ``reward_<part>``."""
-    columns = [info[key] for key in INFO_KEYS] + list(core.last_parts.values())
-    rows = np.stack(columns, axis=-1).reshape(-1, len(columns)).tolist()
+def info_rows(core: EpisodeCore) -> list[dict]:
+    """One info dict per (env, agent) of the last step, row-major: ``INFO_KEYS`` and
+    ``reward_<part>``."""
+    table = np.concatenate([core.last_info, np.stack(list(core.last_parts.values()))])
+    rows = table.reshape(len(table), -1).T.tolist()
     keys = INFO_KEYS + tuple(f"reward_{part}" for part in core.last_parts)
     return [dict(zip(keys, row, strict=True)) for row in rows]
 

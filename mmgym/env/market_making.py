@@ -7,7 +7,7 @@ from collections import deque
 import gymnasium as gym
 import numpy as np
 
-from .core import INFO_KEYS, EpisodeCore, check_actions
+from .core import EpisodeCore, check_actions, info_rows
 
 
 class MarketMakingEnv(gym.Env):
@@ -58,11 +58,13 @@ class MarketMakingEnv(gym.Env):
       of mark-to-market equity (fees and rebates included), I the absolute
       inventory notional, k = ``inventory_penalty`` (1e-5: 20% of capital held
       for an hour costs about 14 bps).
-    * ``obligation``: freedom ``+ rebate * compliant - penalty * breach``:
-      a step is compliant when both sides are posted with spread at most
-      ``max_spread_bps`` (tripled under stress) and at least ``min_notional``
-      a side; breach while the compliant share of the last ``window`` steps
-      is below ``min_presence`` (see ``mmgym.env.rewards.Duties``).
+    * ``obligation``: freedom ``+ rebate * compliant - penalty * breach *
+      (1 - compliant)``: a step is compliant when both sides are posted with
+      spread at most ``max_spread_bps`` (tripled under stress) and at least
+      ``min_notional`` a side; breach while the compliant share of the last
+      ``window`` steps is below ``min_presence`` (see
+      ``mmgym.env.rewards.Duties``), and every step missed in breach pays
+      the penalty.
     * ``liability``: freedom ``- share * 1e4 * (fund drawdown + socialised
       loss) / C`` on steps the agent was not quoting both sides.
     * a callable ``f(acc: StepAccounting) -> float``.
@@ -172,9 +174,7 @@ class MarketMakingEnv(gym.Env):
             raise RuntimeError("the episode has ended; call reset() before step()")
         actions = check_actions(action, self.action_space.shape).reshape(self._action_shape)
         obs, reward, terminated, truncated, info = self.core.step(actions, self._active)
-        info = {key: float(info[key][0, 0]) for key in INFO_KEYS}
-        for part, value in self.core.last_parts.items():
-            info[f"reward_{part}"] = float(value[0, 0])
+        info = info_rows(self.core)[0]
         self._done = bool(terminated[0, 0] or truncated[0])
         self.history.append(info)
         return obs[0, 0], float(reward[0, 0]), bool(terminated[0, 0]), bool(truncated[0]), info

@@ -139,7 +139,7 @@ class MarketMakingParallelEnv(ParallelEnv):
             raise RuntimeError("no live agents: call reset() before step()")
         batch_actions = self._batch_actions(actions)
         obs, reward, terminated, truncated, info = self.core.step(batch_actions, self._active)
-        rows = info_rows(self.core, info)
+        rows = info_rows(self.core)
         self.history.append(rows[0])
         live = self.agents
         index = self._index

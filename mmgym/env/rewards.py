@@ -80,22 +80,25 @@ class ObligationMonitor:
     def __init__(self, duties: Duties, n: int):
         self.duties = duties
         self.history = np.zeros((n, duties.window), bool)
-        self.count = np.zeros(n, np.int64)
+        self.count = np.zeros(n, np.int64)  # steps recorded
+        self.met = np.zeros(n, np.int64)  # compliant steps in the window
+        self.rows = np.arange(n)
 
     def reset(self, which) -> None:
         self.history[which] = False
         self.count[which] = 0
+        self.met[which] = 0
 
     def update(self, quoted, spread_bps, min_notional, stressed):
         """Record one step; return (compliant, presence, breach) arrays."""
         d = self.duties
-        allowance = np.where(stressed, d.max_spread_bps * d.stress_multiplier, d.max_spread_bps)
+        allowance = np.where(stressed > 0, d.max_spread_bps * d.stress_multiplier, d.max_spread_bps)
         compliant = (quoted > 0) & (spread_bps <= allowance) & (min_notional >= d.min_notional)
         slot = self.count % d.window
-        self.history[np.arange(len(slot)), slot] = compliant
+        self.met += compliant.astype(np.int64) - self.history[self.rows, slot]
+        self.history[self.rows, slot] = compliant
         self.count += 1
-        seen = np.minimum(self.count, d.window)
-        presence = self.history.sum(axis=1) / seen
+        presence = self.met / np.minimum(self.count, d.window)
         return compliant, presence, presence < d.min_presence
 
 
@@ -136,11 +139,14 @@ class Freedom(Regime):
 class Obligation(Freedom):
     """``obligation``: freedom plus quoting duties (see ``Duties``).
 
-    reward = freedom + rebate * compliant - penalty * breach
+    reward = freedom + rebate * compliant - penalty * breach * (1 - compliant)
 
     ``compliant`` is 1 on a step that met the duties (the programme's rebate is
     paid only then); ``breach`` is 1 while presence over the rolling window is
-    below the minimum.
+    below the minimum. Every step missed while in breach pays the penalty, so
+    the tolerance the window allows is free, and each compliant step taken to
+    get out of a breach pays off at once rather than only when presence is
+    back above the minimum.
     """
 
     name = "obligation"
@@ -153,7 +159,7 @@ class Obligation(Freedom):
     def parts(self, acc):
         out = super().parts(acc)
         out["rebate"] = self.rebate * acc.compliant
-        out["penalty"] = -self.penalty * acc.breach
+        out["penalty"] = -self.penalty * acc.breach * (1.0 - acc.compliant)
         return out
 
 

@@ -74,8 +74,8 @@ class SB3VecEnv(SharedConfigVecEnv):
     def step_wait(self):
         obs, reward, terminated, truncated, info = self.venv.step(self._actions)
         done = terminated | truncated
-        columns = np.stack([info[key] for key in INFO_KEYS], axis=1).tolist()
-        infos = [dict(zip(INFO_KEYS, row, strict=True)) for row in columns]
+        rows = self.venv.core.last_info[:, :, 0].T.tolist()
+        infos = [dict(zip(INFO_KEYS, row, strict=True)) for row in rows]
         for i in np.flatnonzero(done):
             infos[i]["terminal_observation"] = info["final_obs"][i]
             infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])

@@ -13,7 +13,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from .core import INFO_KEYS, EpisodeCore, check_actions
+from .core import EpisodeCore, check_actions
 
 _MODES = {mode.value: mode for mode in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP)}
 
@@ -92,6 +92,9 @@ class MarketMakingVectorEnv(VectorEnv):
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self._generators = [None] * self.num_envs
         self._needs_reset = np.zeros(self.num_envs, bool)
+        # Every info key is set for every env: one read-only mask serves them all.
+        self._every_env = np.ones(self.num_envs, bool)
+        self._every_env.flags.writeable = False
         self._started = False
         self._obs = np.zeros((self.num_envs, batch.obs_size), np.float32)
 
@@ -131,9 +134,8 @@ class MarketMakingVectorEnv(VectorEnv):
         obs, reward, terminated, truncated, info = self.core.step(actions[:, None, :], active)
         obs, reward, terminated = obs[:, 0], reward[:, 0].copy(), terminated[:, 0].copy()
         truncated = truncated & ~terminated
-        infos = {key: info[key][:, 0].copy() for key in INFO_KEYS}
-        for part, value in self.core.last_parts.items():
-            infos[f"reward_{part}"] = value[:, 0].copy()
+        # The core's info arrays are made afresh each step: views are safe to hand out.
+        infos = {key: value[:, 0] for key, value in info.items()}
         resetting = ~active
         reward[resetting] = 0.0
         terminated[resetting] = False
@@ -157,8 +159,8 @@ class MarketMakingVectorEnv(VectorEnv):
                 infos["final_info"], infos["_final_info"] = final_info, done.copy()
             for i in np.flatnonzero(done):
                 self._obs[i] = self.core.reset(i, self._generators[i])[0]
-        for key in INFO_KEYS + tuple(f"reward_{part}" for part in self.core.last_parts):
-            infos[f"_{key}"] = np.ones(self.num_envs, bool)
+        for key in info:
+            infos[f"_{key}"] = self._every_env
         return self._obs.copy(), reward, terminated, truncated, infos
 
     def render(self):

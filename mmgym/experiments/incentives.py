@@ -6,7 +6,8 @@ and what do obligations or liability do to the cascade?
 
 For each regime (``freedom``, ``obligation``, ``liability``) and training
 seed, PPO trains a market maker on ``oct10`` (episodes start at a random
-time before the shock, so the clock does not reveal it). Every trained
+time before the shock, so the clock does not reveal it, and run to their
+horizon even when the maker is liquidated, as in the evaluation). Every trained
 policy and every baseline is then evaluated under each regime on ``oct10``
 and ``calm`` with held-out seeds. The output directory gets:
 
@@ -40,7 +41,8 @@ EVAL_SCENARIOS = ("oct10", "calm")
 TABLE = (
     ("presence_stress", "presence in stress"),
     ("presence", "presence"),
-    ("compliance", "duties met"),
+    ("compliance", "compliant steps"),
+    ("duties_met", "duties met"),
     ("liquidated", "MM liquidated"),
     ("depth_trough", "1% depth trough"),
     ("price_trough", "price trough"),
@@ -67,7 +69,7 @@ class Budget:
 
 
 FULL = Budget(
-    300_000,
+    1_000_000,
     (0, 1, 2),
     (1000, 1001, 1002, 1003, 1004),
     8,
@@ -107,7 +109,12 @@ def train_policies(budget: Budget, out: Path, progress_bar: bool) -> dict:
                 eval_seeds=budget.eval_seeds,
                 yardstick=False,
                 horizon=budget.horizon,
-                env_kwargs={"warmup": budget.starts[TRAIN_SCENARIO]},
+                # Trained as evaluated: a liquidated maker stays in the episode, so
+                # the duties it then misses and the losses it then bears still count.
+                env_kwargs={
+                    "warmup": budget.starts[TRAIN_SCENARIO],
+                    "terminate_on_liquidation": False,
+                },
             )
             model, env, fps = train(plan, sys.argv, progress_bar=progress_bar)
             policy = NormalizedPolicy(model, env) if isinstance(env, VecNormalize) else model
