@@ -3,7 +3,7 @@
 import math
 
 import numpy as np
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from mmgym.core.codes import ASK, BID, BUY, CANCEL, IOC, PERP, POST_ONLY, SELL, UNIFIED
@@ -169,7 +169,7 @@ def test_observation_matches_the_twin(history, seed):
         if terminated or truncated:
             return
     want = naive_observation(batch, 0, 0, start)
-    assert want["inventory"] > 0
+    assume(want["inventory"] > 0)  # a history that flattened everything checks too little
     base = 2 * N_MARKET_OBS
     for m in range(2):
         row = m * N_MARKET_OBS
