@@ -21,9 +21,9 @@ from mmgym.env.kernels import (
     A_BID_OFFSET,
     A_BID_SIZE,
     A_FLATTEN,
-    N_ACCOUNT_OBS,
     N_MARKET_OBS,
 )
+from mmgym.env.observation import observation_size as _columns
 
 NO_QUOTE = -1.0  # size action that posts nothing (size 0 is below any min_size)
 NO_FLATTEN = -1.0  # flatten action whose intensity max(a, 0) is 0
@@ -40,7 +40,8 @@ def action_space(setup: AgentSetup) -> spaces.Box:
 
 
 def observation_size(setup: AgentSetup) -> int:
-    return len(setup.markets) * N_MARKET_OBS + N_ACCOUNT_OBS
+    """Observation columns of the env for ``setup``."""
+    return _columns(len(setup.markets))
 
 
 def offset_action(bps, setup: AgentSetup):

@@ -16,6 +16,7 @@ from mmgym.core.config import ConfigError
 from mmgym.env.core import INFO_KEYS
 from mmgym.env.market_making import MarketMakingEnv
 from mmgym.env.observation import observation_names, observation_table
+from mmgym.env.rewards import Obligation
 from mmgym.env.vector import MarketMakingVectorEnv
 
 SHORT = {"horizon": 40}
@@ -208,13 +209,13 @@ def test_observation_table_matches_space():
     env = MarketMakingEnv(**SHORT)
     names = observation_names(env.core.setup.markets)
     assert len(names) == env.observation_space.shape[0]
-    assert observation_table().count("\n") == 12 + 9 + 1
+    assert observation_table().count("\n") == 12 + 10 + 1
 
 
 def test_multi_market_agent():
     env = MarketMakingEnv(market=["BTCUSDT", "ALTUSDT"], **SHORT)
     obs, _ = env.reset(seed=0)
-    assert env.action_space.shape == (10,) and obs.shape == (2 * 12 + 9,)
+    assert env.action_space.shape == (10,) and obs.shape == (2 * 12 + 10,)
     env.step(np.zeros(10, np.float32))
 
 
@@ -299,7 +300,7 @@ def test_withdrawing_on_stress_breaches_the_obligation(oct10_episodes):
     # The breach costs reward: each step missed while in breach pays the penalty.
     missed = info["obligation_breach"] * (1.0 - info["obligation_compliant"])
     assert missed[stressed].mean() > 0.5
-    np.testing.assert_allclose(info["reward_penalty"], -missed)
+    np.testing.assert_allclose(info["reward_penalty"], -Obligation().penalty * missed)
     assert info["reward_rebate"][stressed].sum() < info["reward_rebate"][~stressed].sum()
     assert info["margin_ratio"].max() < 1.0
 
@@ -334,3 +335,16 @@ def test_warmup_range_is_drawn_per_reset_and_the_clock_follows():
     assert env.core.batch.state.step[0] == first
     with pytest.raises(ValueError, match=r"warmup\[1\] must be in"):
         MarketMakingEnv(warmup=(600, 60))
+
+
+def test_presence_column_is_the_obligation_monitors():
+    env = MarketMakingEnv(regime="obligation", **SHORT)
+    obs, _ = env.reset(seed=4)
+    assert obs[-1] == 1.0
+    rng = np.random.default_rng(4)
+    for _ in range(40):
+        action = rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
+        obs, _, terminated, truncated, info = env.step(action)
+        assert obs[-1] == np.float32(info["obligation_presence"])
+        if terminated or truncated:
+            break

@@ -18,16 +18,14 @@ from ..core.config import ConfigError, check_number
 from ..population.build import build_params, layout_of, make_exchange, populate
 from ..scenario.config import Scenario
 from .kernels import (
-    N_ACCOUNT_OBS,
     N_ACCOUNTING,
     N_ENV_ACCOUNTING,
-    N_MARKET_OBS,
     AgentParams,
     AgentState,
     env_step,
     env_warmup,
 )
-from .observation import observation_space
+from .observation import observation_size, observation_space
 
 
 @dataclasses.dataclass(frozen=True)
@@ -206,7 +204,7 @@ class MarketBatch:
 
     @property
     def obs_size(self) -> int:
-        return self.n_markets * N_MARKET_OBS + N_ACCOUNT_OBS
+        return observation_size(self.n_markets)
 
     def action_space(self) -> spaces.Box:
         """A new action space of one agent: Box(-1, 1, (action_size,), float32)."""

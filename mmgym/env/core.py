@@ -40,6 +40,8 @@ from .kernels import (
 )
 from .rewards import Duties, ObligationMonitor, StepAccounting, make_regime
 
+PRESENCE = -1  # observation column of the duties' presence (see observation.OBLIGATION_FIELDS)
+
 # info keys every step, per agent: (key, meaning).
 INFO_FIELDS = (
     ("equity", "agent's mark-to-market equity, USDT"),
@@ -145,7 +147,9 @@ class EpisodeCore:
         """Rebuild env ``e``; return its agents' first observations (float32[G, D])."""
         self.batch.reset_env(e, rng)
         self.monitor.reset(slice(e * self.n_agents, (e + 1) * self.n_agents))
-        return self.batch.agent_state.obs[e].copy()
+        obs = self.batch.agent_state.obs[e]
+        obs[:, PRESENCE] = 1.0
+        return obs.copy()
 
     def step(self, actions: np.ndarray, active: np.ndarray):
         """Step the active envs with ``actions`` (float64[E, G, A], clipped to [-1, 1]).
@@ -175,6 +179,7 @@ class EpisodeCore:
         table[_ROW["obligation_compliant"]] = compliant.reshape(shape)
         table[_ROW["obligation_presence"]] = presence.reshape(shape)
         table[_ROW["obligation_breach"]] = breach.reshape(shape)
+        ag.obs[:, :, PRESENCE] = table[_ROW["obligation_presence"]]
 
         def row(key):
             return table[_ROW[key]].ravel()

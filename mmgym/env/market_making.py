@@ -41,14 +41,17 @@ class MarketMakingEnv(gym.Env):
 
     ## Observation Space
 
-    ``Box(float32)`` of ``12 * M + 9`` columns, normalised (table:
+    ``Box(float32)`` of ``12 * M + 10`` columns, normalised (table:
     ``mmgym.env.observation.observation_table()``, also in the README):
     per quoted market the last return, trend and realised volatility in
     units of the usual volatility, book spread, depth imbalance, 1% depth
     against its level at the start, basis, own inventory, liquidation flow,
     own ADL light and whether each own quote is posted; then own PnL,
     unrealised PnL, margin ratio, own collateral value, insurance fund,
-    stress indicator, time of day (sin, cos) and elapsed share of the horizon.
+    stress indicator, time of day (sin, cos), elapsed share of the horizon
+    and presence (compliant share of the quoting duties' rolling window,
+    whatever the regime, so the breach the ``obligation`` reward depends on
+    is observable).
 
     ## Rewards
 

@@ -42,17 +42,28 @@ ACCOUNT_FIELDS = (
     ("time_cos", "cos(2 pi time of day)", -1.0, 1.0),
     ("elapsed", "share of the horizon elapsed", 0.0, 1.0),
 )
+# Written by the episode logic after the kernel, from the obligation monitor: the
+# duties' verdict depends on the rolling window, so the agent must be able to see it.
+OBLIGATION_FIELDS = (
+    ("presence", "compliant share of the quoting duties' rolling window (1 at the start)", 0.0,
+     1.0),
+)
 assert len(MARKET_FIELDS) == N_MARKET_OBS and len(ACCOUNT_FIELDS) == N_ACCOUNT_OBS
+
+
+def observation_size(n_markets: int) -> int:
+    """Columns of one agent's observation with ``n_markets`` quoted markets."""
+    return n_markets * N_MARKET_OBS + N_ACCOUNT_OBS + len(OBLIGATION_FIELDS)
 
 
 def observation_names(markets) -> list[str]:
     """Column names, e.g. ``ALTUSDT.spread`` ... ``pnl``."""
     names = [f"{m}.{f[0]}" for m in markets for f in MARKET_FIELDS]
-    return names + [f[0] for f in ACCOUNT_FIELDS]
+    return names + [f[0] for f in ACCOUNT_FIELDS + OBLIGATION_FIELDS]
 
 
 def observation_space(n_markets: int) -> spaces.Box:
-    fields = list(MARKET_FIELDS) * n_markets + list(ACCOUNT_FIELDS)
+    fields = list(MARKET_FIELDS) * n_markets + list(ACCOUNT_FIELDS + OBLIGATION_FIELDS)
     low = np.array([f[2] for f in fields], np.float32)
     high = np.array([f[3] for f in fields], np.float32)
     return spaces.Box(low, high, dtype=np.float32)
@@ -61,7 +72,7 @@ def observation_space(n_markets: int) -> spaces.Box:
 def observation_table() -> str:
     """Markdown table of the columns for one quoted market (index, name, meaning, range)."""
     rows = ["| index | name | meaning | range |", "|---|---|---|---|"]
-    fields = list(MARKET_FIELDS) + list(ACCOUNT_FIELDS)
+    fields = list(MARKET_FIELDS) + list(ACCOUNT_FIELDS + OBLIGATION_FIELDS)
     for i, (name, meaning, low, high) in enumerate(fields):
         where = f"{i}" if i < N_MARKET_OBS else f"{i} (12M + {i - N_MARKET_OBS})"
         rows.append(f"| {where} | {name} | {meaning} | [{low:g}, {high:g}] |")

@@ -39,7 +39,7 @@ class MarketMakingParallelEnv(ParallelEnv):
 
     Per agent, as in ``MarketMakingEnv``: ``Box(-1, 1, (5 * M,), float32)``
     actions (bid/ask offsets, bid/ask sizes, flatten intensity per market)
-    and ``12 * M + 9`` normalised observation columns of its own account.
+    and ``12 * M + 10`` normalised observation columns of its own account.
 
     ## Rewards
 

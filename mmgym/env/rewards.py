@@ -146,12 +146,14 @@ class Obligation(Freedom):
     below the minimum. Every step missed while in breach pays the penalty, so
     the tolerance the window allows is free, and each compliant step taken to
     get out of a breach pays off at once rather than only when presence is
-    back above the minimum.
+    back above the minimum. The default penalty (5 bps of capital per missed
+    step) makes the duties bind: at 1 bp, makers that quoted wide through
+    the ``oct10`` crash out-earned those that kept the duties.
     """
 
     name = "obligation"
 
-    def __init__(self, inventory_penalty: float = 1e-5, rebate: float = 0.05, penalty: float = 1.0):
+    def __init__(self, inventory_penalty: float = 1e-5, rebate: float = 0.05, penalty: float = 5.0):
         super().__init__(inventory_penalty)
         self.rebate = check_number("rebate", rebate, 0.0, 1e6)
         self.penalty = check_number("penalty", penalty, 0.0, 1e6)
