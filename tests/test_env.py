@@ -234,7 +234,7 @@ def test_sb3_adapter():
     env = mmgym.make_sb3_vec_env(n_envs=2, horizon=5)
     env.seed(3)
     obs = env.reset()
-    assert obs.shape == (2, 21)
+    assert obs.shape == (2, 22)
     assert env.get_attr("horizon") == [5, 5]
     env.set_attr("render_mode", None)
     assert len(env.env_method("__repr__", indices=[1])) == 1
@@ -245,7 +245,7 @@ def test_sb3_adapter():
             done_seen = True
             i = int(np.flatnonzero(done)[0])
             assert infos[i]["TimeLimit.truncated"] is True
-            assert infos[i]["terminal_observation"].shape == (21,)
+            assert infos[i]["terminal_observation"].shape == (22,)
             assert "episode" in infos[i]
     assert done_seen
     env.seed(3)
