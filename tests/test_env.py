@@ -348,3 +348,28 @@ def test_presence_column_is_the_obligation_monitors():
         assert obs[-1] == np.float32(info["obligation_presence"])
         if terminated or truncated:
             break
+
+
+def test_threads_do_not_change_the_trajectory():
+    rollouts = []
+    for threads in (1, 3):
+        env = MarketMakingVectorEnv(
+            num_envs=5, scenario="oct10", horizon=60, warmup=3400, threads=threads
+        )
+        obs, _ = env.reset(seed=11)
+        rng = np.random.default_rng(0)
+        out = [obs]
+        for _ in range(60):
+            action = rng.uniform(-1, 1, env.action_space.shape).astype(np.float32)
+            obs, reward, terminated, truncated, info = env.step(action)
+            out += [obs, reward, info["liq_count"], info["equity"]]
+        env.close()
+        rollouts.append(out)
+    assert sum(liq.sum() for liq in rollouts[0][3::4]) > 0  # inside the cascade
+    for a, b in zip(*rollouts, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_threads_must_be_a_positive_integer():
+    with pytest.raises(ConfigError, match="threads"):
+        MarketMakingVectorEnv(num_envs=2, threads=0)

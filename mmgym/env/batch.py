@@ -9,6 +9,7 @@ same generator) and steps all of them with one kernel call.
 from __future__ import annotations
 
 import dataclasses
+from concurrent.futures import ThreadPoolExecutor
 
 import numba
 import numpy as np
@@ -187,7 +188,14 @@ def compiled_entry(dispatcher, args):
 class MarketBatch:
     """``n_envs`` exchanges of ``scenario`` with ``n_agents`` learning makers in each."""
 
-    def __init__(self, scenario: Scenario, setup: AgentSetup, n_envs: int, n_agents: int = 1):
+    def __init__(
+        self,
+        scenario: Scenario,
+        setup: AgentSetup,
+        n_envs: int,
+        n_agents: int = 1,
+        threads: int = 1,
+    ):
         self.scenario = scenario
         self.setup = setup
         self.n_envs = int(n_envs)
@@ -207,6 +215,13 @@ class MarketBatch:
         self._built = np.zeros(self.n_envs, bool)
         self._all_built = False
         self._env_step = None  # env_step compiled for this batch's argument types
+        # Threads step contiguous blocks of envs, each with its own index scratch: envs
+        # share no state, so the result does not depend on the split.
+        n = min(check_number("threads", threads, 1, 256, integer=True), self.n_envs)
+        edges = np.linspace(0, self.n_envs, n + 1).round().astype(int)
+        self._blocks = list(zip(edges[:-1], edges[1:], strict=True))
+        self._scratch = [np.zeros(len(self.names)) for _ in self._blocks]
+        self._pool = ThreadPoolExecutor(n - 1, "mmgym-step") if n > 1 else None
 
     @property
     def n_markets(self) -> int:
@@ -344,14 +359,14 @@ class MarketBatch:
 
     def step(self, actions: np.ndarray, active: np.ndarray) -> None:
         """Apply ``actions`` (float64[E, G, A] in [-1, 1]) in the envs where ``active``."""
-        if not self._all_built and not self._built[active].all():
-            raise RuntimeError("reset an env before stepping it")
         shape = (self.n_envs, self.n_agents, self.action_size)
         if np.shape(actions) != shape:
             raise ValueError(f"actions must have shape {shape}, got {np.shape(actions)}")
         if np.shape(active) != (self.n_envs,):
             raise ValueError(f"active must have shape ({self.n_envs},)")
-        args = (
+        if not self._all_built and not self._built[active].all():
+            raise RuntimeError("reset an env before stepping it")
+        fixed = (
             self.params,
             self.state,
             self.pop_params,
@@ -359,11 +374,29 @@ class MarketBatch:
             self.agent_params,
             self.agent_state,
             np.ascontiguousarray(actions, np.float64),
-            np.ascontiguousarray(active, np.bool_),
-            self.index,
         )
+        active = np.ascontiguousarray(active, np.bool_)
         if self._env_step is None:
-            env_step(*args)
-            self._env_step = compiled_entry(env_step, args)
+            env_step(*fixed, active, self.index)
+            self._env_step = compiled_entry(env_step, (*fixed, active, self.index))
+        elif self._pool is None:
+            self._env_step(*fixed, active, self.index)
         else:
-            self._env_step(*args)
+            masks = []
+            for lo, hi in self._blocks:
+                mask = np.zeros_like(active)
+                mask[lo:hi] = active[lo:hi]
+                masks.append(mask)
+            pending = [
+                self._pool.submit(self._env_step, *fixed, mask, scratch)
+                for mask, scratch in zip(masks[1:], self._scratch[1:], strict=True)
+            ]
+            self._env_step(*fixed, masks[0], self._scratch[0])
+            for future in pending:
+                future.result()
+
+    def close(self) -> None:
+        """Stop the stepping threads (if any)."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None

@@ -101,10 +101,10 @@ _FROM_ENV = {
     "socialised_loss": EV_SOCIALISED,
     "mm_quoting": EV_MM_QUOTING,
 }
-_ACCOUNT_ROWS = [_ROW[key] for key in _FROM_ACCOUNT]
-_ACCOUNT_COLUMNS = list(_FROM_ACCOUNT.values())
-_ENV_ROWS = [_ROW[key] for key in _FROM_ENV]
-_ENV_COLUMNS = list(_FROM_ENV.values())
+_ACCOUNT_ROWS = np.array([_ROW[key] for key in _FROM_ACCOUNT])
+_ACCOUNT_COLUMNS = np.array(list(_FROM_ACCOUNT.values()))
+_ENV_ROWS = np.array([_ROW[key] for key in _FROM_ENV])
+_ENV_COLUMNS = np.array(list(_FROM_ENV.values()))
 
 
 class EpisodeCore:
@@ -120,6 +120,7 @@ class EpisodeCore:
         duties: Duties | dict | None = None,
         overrides: dict | None = None,
         terminate_on_liquidation: bool = True,
+        threads: int = 1,
         **setup_kwargs,
     ):
         if not isinstance(terminate_on_liquidation, bool):
@@ -129,7 +130,7 @@ class EpisodeCore:
         self.terminate_on_liquidation = terminate_on_liquidation
         self.scenario = load_scenario(scenario, **(overrides or {}))
         self.setup = agent_setup(self.scenario, **setup_kwargs)
-        self.batch = MarketBatch(self.scenario, self.setup, n_envs, n_agents)
+        self.batch = MarketBatch(self.scenario, self.setup, n_envs, n_agents, threads)
         self.regime = make_regime(regime, **(regime_kwargs or {}))
         if isinstance(duties, dict):
             duties = Duties(**duties)
@@ -170,20 +171,18 @@ class EpisodeCore:
         table[_ENV_ROWS] = env_columns[_ENV_COLUMNS]
         table[_ROW["min_quote_notional"]] = np.minimum(acc[AC_BID_NOTIONAL], acc[AC_ASK_NOTIONAL])
         table[_ROW["liquidated"]] = acc[AC_LIQUIDATED] > 0
-        compliant, presence, breach = self.monitor.update(
-            acc[AC_QUOTED].ravel(),
-            acc[AC_SPREAD_BPS].ravel(),
-            table[_ROW["min_quote_notional"]].ravel(),
-            table[_ROW["stressed"]].ravel(),
-        )
-        table[_ROW["obligation_compliant"]] = compliant.reshape(shape)
-        table[_ROW["obligation_presence"]] = presence.reshape(shape)
-        table[_ROW["obligation_breach"]] = breach.reshape(shape)
-        ag.obs[:, :, PRESENCE] = table[_ROW["obligation_presence"]]
+        flat = table.reshape(len(INFO_KEYS), -1)  # a view: rows as [E * G]
 
         def row(key):
-            return table[_ROW[key]].ravel()
+            return flat[_ROW[key]]
 
+        compliant, presence, breach = self.monitor.update(
+            row("quoted"), row("spread_bps"), row("min_quote_notional"), row("stressed")
+        )
+        row("obligation_compliant")[:] = compliant
+        row("obligation_presence")[:] = presence
+        row("obligation_breach")[:] = breach
+        ag.obs[:, :, PRESENCE] = table[_ROW["obligation_presence"]]
         accounting = StepAccounting(
             pnl=row("pnl"),
             fees=row("fees"),

@@ -100,7 +100,8 @@ class MarketMakingEnv(gym.Env):
     thinnest perpetual the scripted firms quote); ``dt``: seconds per step (a
     multiple of the scenario's step); ``horizon``: steps per episode;
     ``render_mode``: "ansi" or "rgb_array"; ``terminate_on_liquidation``
-    (True); and ``warmup``, ``capital``,
+    (True); ``threads`` (1): threads a vector env steps its exchanges on
+    (trajectories do not depend on it); and ``warmup``, ``capital``,
     ``leverage``, ``max_quote_notional``, ``min_offset_bps``,
     ``max_offset_bps``, ``min_size``, ``flatten``, ``stress_volatility``,
     ``stress_liquidations``, ``stress_move_bps``, ``stress_halflife`` (see

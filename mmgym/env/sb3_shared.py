@@ -96,7 +96,8 @@ class SharedPolicyVecEnv(SharedConfigVecEnv):
         return self._obs.reshape(self.num_envs, -1).copy(), rewards, done, infos
 
     def close(self) -> None:
-        """Nothing to release: the exchanges live in this process's arrays."""
+        """Stop the stepping threads, if any (the exchanges live in this process's arrays)."""
+        self.core.batch.close()
 
     def get_images(self) -> list[np.ndarray]:
         from . import render

@@ -38,6 +38,8 @@ class MarketMakingVectorEnv(VectorEnv):
     ``info["final_obs"]`` and its info in ``info["final_info"]``, as SB3
     expects). The env enforces its own horizon. ``info`` holds one array per
     key of ``INFO_KEYS`` (and ``reward_<part>``), with the usual ``_key`` masks.
+    ``threads`` (1) splits the envs between that many threads for the engine
+    step; the envs share no state, so trajectories do not depend on it.
     """
 
     metadata = {
@@ -95,6 +97,7 @@ class MarketMakingVectorEnv(VectorEnv):
         # Every info key is set for every env: one read-only mask serves them all.
         self._every_env = np.ones(self.num_envs, bool)
         self._every_env.flags.writeable = False
+        self._mask_keys = None  # "_key" of every info key, known after the first step
         self._started = False
         self._obs = np.zeros((self.num_envs, batch.obs_size), np.float32)
 
@@ -159,9 +162,14 @@ class MarketMakingVectorEnv(VectorEnv):
                 infos["final_info"], infos["_final_info"] = final_info, done.copy()
             for i in np.flatnonzero(done):
                 self._obs[i] = self.core.reset(i, self._generators[i])[0]
-        for key in info:
-            infos[f"_{key}"] = self._every_env
+        if self._mask_keys is None:
+            self._mask_keys = tuple(f"_{key}" for key in info)
+        infos.update(dict.fromkeys(self._mask_keys, self._every_env))
         return self._obs.copy(), reward, terminated, truncated, infos
+
+    def close_extras(self, **kwargs):
+        """Stop the stepping threads, if any."""
+        self.core.batch.close()
 
     def render(self):
         if self.render_mode is None:
