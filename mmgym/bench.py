@@ -11,7 +11,8 @@ Measures, on one core after compilation:
 * ``env``: ``gymnasium.make("mmgym/MarketMaking-v0")`` steps per second and the
   native vector env's env-steps per second at N = 256 (default scenario,
   quoting action), with ``CartPole-v1`` measured in the same run as the
-  yardstick.
+  yardstick; on a machine with several cores also the vector env stepped on
+  one thread per core (``threads=``), the only figure that uses more than one.
 
 The same book stream also runs through the pure-Python reference book of
 the tests (``tests/naive.py``, in a source checkout), which must end with the
@@ -303,13 +304,28 @@ def bench_env(n_steps: int, n_envs: int, repeat: int) -> dict:
     vector_rate = n_envs * _steps_per_s(
         vector, np.zeros((n_envs,) + quote.shape, np.float32), max(n_steps // n_envs, 20), repeat
     )
+    vector.close()
     cartpole_rate = _steps_per_s(cartpole, 0, n_steps, repeat)
-    return {
+    out = {
         "single_steps_per_s": single_rate,
         "vector_envs": n_envs,
         "vector_env_steps_per_s": vector_rate,
         "cartpole_steps_per_s": cartpole_rate,
     }
+    threads = os.cpu_count() or 1
+    if threads > 1:
+        threaded = gym.make_vec(
+            mmgym.ENV_ID, num_envs=n_envs, vectorization_mode="vector_entry_point", threads=threads
+        )
+        out["threads"] = threads
+        out["threaded_env_steps_per_s"] = n_envs * _steps_per_s(
+            threaded,
+            np.zeros((n_envs,) + quote.shape, np.float32),
+            max(n_steps // n_envs, 20),
+            repeat,
+        )
+        threaded.close()
+    return out
 
 
 def machine() -> str:
@@ -352,6 +368,11 @@ def main(argv=None) -> None:
             f"vector env N={env['vector_envs']} {env['vector_env_steps_per_s']:,.0f} "
             f"env-steps/s (ratio to CartPole {env['vector_env_steps_per_s'] / cartpole:.2f})"
         )
+        if "threads" in env:
+            print(
+                f"         vector env N={env['vector_envs']} on {env['threads']} threads "
+                f"{env['threaded_env_steps_per_s']:,.0f} env-steps/s"
+            )
 
 
 def _engine_figures(args) -> None:
