@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 import inspect
 import json
-import os
 import time
 from pathlib import Path
 
@@ -38,9 +37,6 @@ from .runs import (
 )
 
 N_CHECKPOINTS = 5  # checkpoints over a run
-# Threads stepping the training envs' exchanges unless env_kwargs say otherwise: the envs
-# share no state, so this changes speed only, and the policy never runs at the same time.
-ENV_THREADS = min(os.cpu_count() or 1, 4)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -155,7 +151,7 @@ def make_env(plan: Plan):
         scenario=plan.scenario,
         regime=plan.regime,
         horizon=plan.horizon,
-        **{"threads": ENV_THREADS, **plan.env_kwargs},
+        **plan.env_kwargs,
     )
     saved = None if plan.resume is None else plan.resume / VECNORMALIZE
     if saved is not None and saved.is_file():

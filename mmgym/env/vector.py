@@ -39,7 +39,9 @@ class MarketMakingVectorEnv(VectorEnv):
     expects). The env enforces its own horizon. ``info`` holds one array per
     key of ``INFO_KEYS`` (and ``reward_<part>``), with the usual ``_key`` masks.
     ``threads`` (1) splits the envs between that many threads for the engine
-    step; the envs share no state, so trajectories do not depend on it.
+    step; the envs share no state, so trajectories do not depend on it. It
+    pays off for many envs (N = 256 on 2 cores: about 1.6x); for a handful the
+    hand-over between threads costs more than it saves.
     """
 
     metadata = {
