@@ -180,8 +180,11 @@ def compiled_entry(dispatcher, args):
     arrays of the state tuples that costs about 20 us, more than a whole env
     step. Only valid while later calls pass arguments of exactly these types,
     which ``MarketBatch.step`` guarantees (fixed state, contiguous float64
-    actions, contiguous bool mask).
+    actions, contiguous bool mask). With the JIT disabled there is nothing
+    to skip and the plain function is returned.
     """
+    if not hasattr(dispatcher, "overloads"):
+        return dispatcher
     return dispatcher.overloads[tuple(numba.typeof(a) for a in args)].entry_point
 
 
