@@ -11,7 +11,7 @@ import numpy as np
 
 from mmgym.env.vector import MarketMakingVectorEnv
 
-# Info keys recorded every step (see ``mmgym.env.core.INFO_FIELDS``).
+# Info keys recorded every step (see ``mmgym.env.step_record.INFO_FIELDS``).
 RECORDED = (
     "equity",
     "pnl",

@@ -373,3 +373,10 @@ def test_threads_do_not_change_the_trajectory():
 def test_threads_must_be_a_positive_integer():
     with pytest.raises(ConfigError, match="threads"):
         MarketMakingVectorEnv(num_envs=2, threads=0)
+
+
+def test_step_arrays_is_for_same_step_vector_envs_only():
+    env = MarketMakingVectorEnv(2, horizon=20)
+    env.reset(seed=0)
+    with pytest.raises(RuntimeError, match="SAME_STEP"):
+        env.step_arrays(np.zeros((2, env.single_action_space.shape[0]), np.float32))

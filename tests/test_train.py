@@ -148,3 +148,25 @@ def test_train_end_to_end_then_load_and_evaluate(tmp_path):
     evaluation = evaluate(run.policy, scenario="calm", horizon=50, seeds=(5, 6))
     for row in evaluation.rows:
         assert row["steps"] == 50 and math.isfinite(row["mm_pnl"])
+
+
+@pytest.mark.smoke
+def test_interleaved_yardstick_reports_both_throughputs_and_their_ratio(capsys):
+    from agents import yardstick
+
+    yardstick.main(["--rounds", "2", "--chunk", "2048"])
+    out = capsys.readouterr().out
+    mmgym_fps = float(out.split("mmgym: ")[1].split(" steps/s")[0])
+    cartpole_fps = float(out.split("CartPole-v1: ")[1].split(" steps/s")[0])
+    ratio = float(out.split("ratio mmgym / CartPole-v1 = ")[1].split()[0])
+    assert mmgym_fps > 0 and cartpole_fps > 0
+    assert ratio == pytest.approx(mmgym_fps / cartpole_fps, rel=2e-3)
+
+
+@pytest.mark.parametrize("argv", [["--rounds", "0"], ["--chunk", "-1"]])
+def test_interleaved_yardstick_rejects_empty_rounds(argv, capsys):
+    from agents import yardstick
+
+    with pytest.raises(SystemExit):
+        yardstick.main(argv)
+    assert argv[0] in capsys.readouterr().err

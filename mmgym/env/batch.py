@@ -179,8 +179,9 @@ def compiled_entry(dispatcher, args):
     Calling it skips numba's per-call typing of every argument: for the ~200
     arrays of the state tuples that costs about 20 us, more than a whole env
     step. Only valid while later calls pass arguments of exactly these types,
-    which ``MarketBatch.step`` guarantees (fixed state, contiguous float64
-    actions, contiguous bool mask). With the JIT disabled there is nothing
+    which the callers guarantee (``MarketBatch.step``: fixed state, contiguous
+    float64 actions, contiguous bool mask; ``EpisodeCore.step``: fixed state
+    and a fresh table of one shape). With the JIT disabled there is nothing
     to skip and the plain function is returned.
     """
     if not hasattr(dispatcher, "overloads"):

@@ -11,101 +11,11 @@ from __future__ import annotations
 import numpy as np
 
 from ..scenario.runner import load_scenario
-from .batch import MarketBatch, agent_setup
-from .kernels import (
-    AC_ASK_NOTIONAL,
-    AC_BID_NOTIONAL,
-    AC_EQUITY,
-    AC_FEES,
-    AC_FLATTENED,
-    AC_INVENTORY,
-    AC_LIQUIDATED,
-    AC_MARGIN,
-    AC_PNL,
-    AC_QUOTED,
-    AC_SPREAD_BPS,
-    EV_ADL_COUNT,
-    EV_ADL_NOTIONAL,
-    EV_DEPTH,
-    EV_FUND,
-    EV_FUND_DRAWDOWN,
-    EV_LIQ_COUNT,
-    EV_LIQ_LONG,
-    EV_LIQ_SHORT,
-    EV_MID,
-    EV_MM_QUOTING,
-    EV_SOCIALISED,
-    EV_STRESS,
-    EV_VOLUME,
-)
+from .batch import MarketBatch, agent_setup, compiled_entry
 from .rewards import Duties, ObligationMonitor, StepAccounting, make_regime
+from .step_record import INFO_KEYS, ROW, record_step
 
 PRESENCE = -1  # observation column of the duties' presence (see observation.OBLIGATION_FIELDS)
-
-# info keys every step, per agent: (key, meaning).
-INFO_FIELDS = (
-    ("equity", "agent's mark-to-market equity, USDT"),
-    ("pnl", "change of equity this step (fees and rebates included), USDT"),
-    ("fees", "fees paid this step, USDT (negative = rebates earned)"),
-    ("inventory", "absolute position notional in the quoted markets, USDT"),
-    ("flattened", "notional sent to flatten the inventory this step, USDT"),
-    ("margin_ratio", "maintenance margin / margin equity (liquidation at 1)"),
-    ("liquidated", "1 while the agent's account is liquidated or its equity is gone"),
-    ("quoted", "1 if both sides of every quoted market were posted"),
-    ("spread_bps", "widest quoted spread, bps (inf when not quoting both sides)"),
-    ("min_quote_notional", "smallest quoted side, USDT (0 when a side is missing)"),
-    ("obligation_compliant", "1 if this step met the quoting duties"),
-    ("obligation_presence", "compliant share of the duties' rolling window"),
-    ("obligation_breach", "1 while presence is below the duties' minimum"),
-    ("stressed", "1 while the stress indicator is on"),
-    ("mid", "fair price (mid, or mark when a side is empty) of the first quoted market"),
-    ("depth_1pct", "notional within 1% of mid, first quoted market, USDT"),
-    ("liq_notional_long", "long liquidation notional this step, all markets, USDT"),
-    ("liq_notional_short", "short liquidation notional this step, all markets, USDT"),
-    ("liq_count", "liquidation orders this step, all markets"),
-    ("adl_count", "auto-deleveraging events this step"),
-    ("adl_notional", "auto-deleveraged notional this step, USDT"),
-    ("volume", "traded notional this step, all markets, USDT"),
-    ("insurance_fund", "insurance fund balance, USDT"),
-    ("fund_drawdown", "insurance fund decrease this step, USDT"),
-    ("socialised_loss", "losses written off this step, USDT"),
-    ("mm_quoting", "share of scripted market-maker firms quoting"),
-    ("reward", "this step's reward"),
-)
-INFO_KEYS = tuple(key for key, _ in INFO_FIELDS)
-_ROW = {key: i for i, key in enumerate(INFO_KEYS)}
-
-# info rows copied from the agents' accounting and from the envs' accounting.
-_FROM_ACCOUNT = {
-    "equity": AC_EQUITY,
-    "pnl": AC_PNL,
-    "fees": AC_FEES,
-    "inventory": AC_INVENTORY,
-    "flattened": AC_FLATTENED,
-    "margin_ratio": AC_MARGIN,
-    "quoted": AC_QUOTED,
-    "spread_bps": AC_SPREAD_BPS,
-}
-_FROM_ENV = {
-    "stressed": EV_STRESS,
-    "mid": EV_MID,
-    "depth_1pct": EV_DEPTH,
-    "liq_notional_long": EV_LIQ_LONG,
-    "liq_notional_short": EV_LIQ_SHORT,
-    "liq_count": EV_LIQ_COUNT,
-    "adl_count": EV_ADL_COUNT,
-    "adl_notional": EV_ADL_NOTIONAL,
-    "volume": EV_VOLUME,
-    "insurance_fund": EV_FUND,
-    "fund_drawdown": EV_FUND_DRAWDOWN,
-    "socialised_loss": EV_SOCIALISED,
-    "mm_quoting": EV_MM_QUOTING,
-}
-_ACCOUNT_ROWS = np.array([_ROW[key] for key in _FROM_ACCOUNT])
-_ACCOUNT_COLUMNS = np.array(list(_FROM_ACCOUNT.values()))
-_ENV_ROWS = np.array([_ROW[key] for key in _FROM_ENV])
-_ENV_COLUMNS = np.array(list(_FROM_ENV.values()))
-
 
 class EpisodeCore:
     """E envs x G agents of one scenario under one reward regime."""
@@ -139,6 +49,7 @@ class EpisodeCore:
         self.n_envs, self.n_agents = int(n_envs), int(n_agents)
         self.last_parts: dict[str, np.ndarray] = {}
         self.last_info = np.zeros((len(INFO_KEYS), self.n_envs, self.n_agents))
+        self._record = None  # record_step's compiled entry, after the first step
 
     @property
     def horizon(self) -> int:
@@ -155,34 +66,30 @@ class EpisodeCore:
     def step(self, actions: np.ndarray, active: np.ndarray):
         """Step the active envs with ``actions`` (float64[E, G, A], clipped to [-1, 1]).
 
-        Returns observations [E, G, D], rewards [E, G], terminated [E, G],
-        truncated [E] and info arrays {key: [E, G]} for ``INFO_KEYS`` (views of
-        one table made afresh each step, kept as ``last_info`` [key, E, G]) and
-        ``reward_<part>``; inactive envs hold zeros.
+        Returns observations [E, G, D], rewards [E, G], terminated [E, G] and
+        truncated [E]. The step's info values are kept as ``last_info``
+        [key, E, G] (rows in ``INFO_KEYS`` order, one table made afresh each
+        step, so views of it are safe to hand out) and the reward's terms as
+        ``last_parts`` {part: [E, G]}; inactive envs hold zeros.
         """
         b = self.batch
         b.step(actions, active)
         ag = b.agent_state
-        acc = ag.accounting.transpose(2, 0, 1)  # [column, E, G]
-        env_columns = ag.env_accounting.T[:, :, None]  # [column, E, 1]
-        shape = acc.shape[1:]
+        shape = (self.n_envs, self.n_agents)
         table = np.empty((len(INFO_KEYS), *shape))
-        table[_ACCOUNT_ROWS] = acc[_ACCOUNT_COLUMNS]
-        table[_ENV_ROWS] = env_columns[_ENV_COLUMNS]
-        table[_ROW["min_quote_notional"]] = np.minimum(acc[AC_BID_NOTIONAL], acc[AC_ASK_NOTIONAL])
-        table[_ROW["liquidated"]] = acc[AC_LIQUIDATED] > 0
+        m = self.monitor
+        args = (ag.accounting, ag.env_accounting, m.params, m.history, m.count, m.met)
+        args += (table, ag.obs)
+        if self._record is None:
+            record_step(*args)
+            self._record = compiled_entry(record_step, args)  # the types never change
+        else:
+            self._record(*args)
         flat = table.reshape(len(INFO_KEYS), -1)  # a view: rows as [E * G]
 
         def row(key):
-            return flat[_ROW[key]]
+            return flat[ROW[key]]
 
-        compliant, presence, breach = self.monitor.update(
-            row("quoted"), row("spread_bps"), row("min_quote_notional"), row("stressed")
-        )
-        row("obligation_compliant")[:] = compliant
-        row("obligation_presence")[:] = presence
-        row("obligation_breach")[:] = breach
-        ag.obs[:, :, PRESENCE] = table[_ROW["obligation_presence"]]
         accounting = StepAccounting(
             pnl=row("pnl"),
             fees=row("fees"),
@@ -199,17 +106,15 @@ class EpisodeCore:
             capital=self.setup.capital,
         )
         parts = self.regime.parts(accounting)
-        reward = table[_ROW["reward"]]
+        reward = table[ROW["reward"]]
         reward[:] = sum(parts.values()).reshape(shape)
         # Copies: a regime may hand back arrays it keeps, and callers keep these.
         self.last_parts = {k: np.array(v, np.float64).reshape(shape) for k, v in parts.items()}
         self.last_info = table
-        liquidated = table[_ROW["liquidated"]] > 0
+        liquidated = table[ROW["liquidated"]] > 0
         terminated = liquidated if self.terminate_on_liquidation else np.zeros_like(liquidated)
         truncated = ag.elapsed >= self.horizon
-        info = dict(zip(INFO_KEYS, table, strict=True))
-        info.update({f"reward_{part}": value for part, value in self.last_parts.items()})
-        return ag.obs.copy(), reward.copy(), terminated, truncated, info
+        return ag.obs.copy(), reward.copy(), terminated, truncated
 
 
 def info_rows(core: EpisodeCore) -> list[dict]:

@@ -87,7 +87,7 @@ class MarketMakingEnv(gym.Env):
     cover the same window whatever the agent did). Truncated after
     ``horizon`` steps (default: the rest of the
     scenario). ``info`` carries the same keys every step
-    (``mmgym.env.core.INFO_FIELDS``: PnL parts, fees, obligation status,
+    (``mmgym.env.step_record.INFO_FIELDS``: PnL parts, fees, obligation status,
     depth, liquidations, ADL, insurance fund) and ``reward_<part>`` per term
     of the regime.
 
@@ -177,7 +177,7 @@ class MarketMakingEnv(gym.Env):
         if self._done:
             raise RuntimeError("the episode has ended; call reset() before step()")
         actions = check_actions(action, self.action_space.shape).reshape(self._action_shape)
-        obs, reward, terminated, truncated, info = self.core.step(actions, self._active)
+        obs, reward, terminated, truncated = self.core.step(actions, self._active)
         info = info_rows(self.core)[0]
         self._done = bool(terminated[0, 0] or truncated[0])
         self.history.append(info)

@@ -138,7 +138,7 @@ class MarketMakingParallelEnv(ParallelEnv):
         if not self.agents:
             raise RuntimeError("no live agents: call reset() before step()")
         batch_actions = self._batch_actions(actions)
-        obs, reward, terminated, truncated, info = self.core.step(batch_actions, self._active)
+        obs, reward, terminated, truncated = self.core.step(batch_actions, self._active)
         rows = info_rows(self.core)
         self.history.append(rows[0])
         live = self.agents

@@ -75,31 +75,24 @@ class Duties:
 
 
 class ObligationMonitor:
-    """Rolling presence of ``n`` agents against ``Duties``."""
+    """Rolling presence of ``n`` agents against ``Duties``: the state that
+    ``step_record.record_step`` updates every step (its docstring has the rule)."""
 
     def __init__(self, duties: Duties, n: int):
         self.duties = duties
-        self.history = np.zeros((n, duties.window), bool)
+        self.history = np.zeros((n, duties.window), bool)  # ring of compliant steps
         self.count = np.zeros(n, np.int64)  # steps recorded
         self.met = np.zeros(n, np.int64)  # compliant steps in the window
-        self.rows = np.arange(n)
+        # The duties as step_record.record_step reads them (its DUTY_* order).
+        d = duties
+        self.params = np.array(
+            [d.max_spread_bps, d.stress_multiplier, d.min_notional, d.min_presence]
+        )
 
     def reset(self, which) -> None:
         self.history[which] = False
         self.count[which] = 0
         self.met[which] = 0
-
-    def update(self, quoted, spread_bps, min_notional, stressed):
-        """Record one step; return (compliant, presence, breach) arrays."""
-        d = self.duties
-        allowance = np.where(stressed > 0, d.max_spread_bps * d.stress_multiplier, d.max_spread_bps)
-        compliant = (quoted > 0) & (spread_bps <= allowance) & (min_notional >= d.min_notional)
-        slot = self.count % d.window
-        self.met += compliant.astype(np.int64) - self.history[self.rows, slot]
-        self.history[self.rows, slot] = compliant
-        self.count += 1
-        presence = self.met / np.minimum(self.count, d.window)
-        return compliant, presence, presence < d.min_presence
 
 
 class Regime:

@@ -72,14 +72,13 @@ class SB3VecEnv(SharedConfigVecEnv):
         self._actions = actions
 
     def step_wait(self):
-        obs, reward, terminated, truncated, info = self.venv.step(self._actions)
-        done = terminated | truncated
+        obs, reward, terminated, truncated, final_obs = self.venv.step_arrays(self._actions)
         rows = self.venv.core.last_info[:, :, 0].T.tolist()
         infos = [dict(zip(INFO_KEYS, row, strict=True)) for row in rows]
-        for i in np.flatnonzero(done):
-            infos[i]["terminal_observation"] = info["final_obs"][i]
-            infos[i]["TimeLimit.truncated"] = bool(truncated[i] and not terminated[i])
-        return obs, reward.astype(np.float32), done, infos
+        for i, last in final_obs.items():
+            infos[i]["terminal_observation"] = last
+            infos[i]["TimeLimit.truncated"] = bool(truncated[i])
+        return obs, reward.astype(np.float32), terminated | truncated, infos
 
     def close(self) -> None:
         self.venv.close()

@@ -81,7 +81,7 @@ class SharedPolicyVecEnv(SharedConfigVecEnv):
     def step_wait(self):
         shape = (self.num_envs, self.action_space.shape[0])
         actions = check_actions(self._actions, shape).reshape(self.n_envs, self.n_agents, -1)
-        obs, reward, terminated, truncated, info = self.core.step(actions, self._active)
+        obs, reward, terminated, truncated = self.core.step(actions, self._active)
         infos = info_rows(self.core)
         self._obs[:] = obs
         finished = terminated.any(axis=1) | truncated

@@ -13,8 +13,9 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from .core import EpisodeCore, check_actions
+from .core import INFO_KEYS, EpisodeCore, check_actions
 
+_FINAL_KEYS = ("final_obs", "_final_obs", "final_info", "_final_info")
 _MODES = {mode.value: mode for mode in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP)}
 
 
@@ -102,6 +103,7 @@ class MarketMakingVectorEnv(VectorEnv):
         self._mask_keys = None  # "_key" of every info key, known after the first step
         self._started = False
         self._obs = np.zeros((self.num_envs, batch.obs_size), np.float32)
+        self._action_shape = (self.num_envs, batch.action_size)
 
     @property
     def horizon(self) -> int:
@@ -133,41 +135,74 @@ class MarketMakingVectorEnv(VectorEnv):
     def step(self, actions):
         if not self._started:
             raise RuntimeError("call reset() before step()")
-        b = self.core.batch
-        actions = check_actions(actions, (self.num_envs, b.action_size))
+        if self.autoreset_mode == AutoresetMode.SAME_STEP:
+            obs, reward, terminated, truncated, final_obs = self.step_arrays(actions)
+            infos = self._infos()
+            if final_obs:
+                # Gymnasium's layout: an object array of last observations, and the
+                # last step's info with masks that select the finished envs.
+                done = terminated | truncated
+                last = np.full(self.num_envs, None, dtype=object)
+                for i, row in final_obs.items():
+                    last[i] = row
+                final_info = {key: value.copy() for key, value in infos.items()}
+                final_info.update({f"_{key}": done.copy() for key in list(final_info)})
+                infos["final_obs"], infos["_final_obs"] = last, done.copy()
+                infos["final_info"], infos["_final_info"] = final_info, done.copy()
+            return obs.copy(), reward, terminated, truncated, self._with_masks(infos)
+        actions = check_actions(actions, self._action_shape)
         active = ~self._needs_reset
-        obs, reward, terminated, truncated, info = self.core.step(actions[:, None, :], active)
-        obs, reward, terminated = obs[:, 0], reward[:, 0].copy(), terminated[:, 0].copy()
+        obs, reward, terminated, truncated = self.core.step(actions[:, None, :], active)
+        obs, reward, terminated = obs[:, 0], reward[:, 0], terminated[:, 0]
         truncated = truncated & ~terminated
-        # The core's info arrays are made afresh each step: views are safe to hand out.
-        infos = {key: value[:, 0] for key, value in info.items()}
         resetting = ~active
         reward[resetting] = 0.0
         terminated[resetting] = False
         truncated[resetting] = False
         self._obs[active] = obs[active]
-        done = (terminated | truncated) & active
-        if self.autoreset_mode == AutoresetMode.NEXT_STEP:
-            for i in np.flatnonzero(resetting):
-                self._obs[i] = self.core.reset(i, self._generators[i])[0]
-            self._needs_reset = done
-        else:
-            if done.any():
-                # Gymnasium's layout: an object array of last observations, and the
-                # last step's info with masks that select the finished envs.
-                final_obs = np.full(self.num_envs, None, dtype=object)
-                for i in np.flatnonzero(done):
-                    final_obs[i] = self._obs[i].copy()
-                final_info = {key: value.copy() for key, value in infos.items()}
-                final_info.update({f"_{key}": done.copy() for key in list(final_info)})
-                infos["final_obs"], infos["_final_obs"] = final_obs, done.copy()
-                infos["final_info"], infos["_final_info"] = final_info, done.copy()
-            for i in np.flatnonzero(done):
-                self._obs[i] = self.core.reset(i, self._generators[i])[0]
+        for i in np.flatnonzero(resetting):
+            self._obs[i] = self.core.reset(i, self._generators[i])[0]
+        self._needs_reset = (terminated | truncated) & active
+        return self._obs.copy(), reward, terminated, truncated, self._with_masks(self._infos())
+
+    def step_arrays(self, actions):
+        """``step`` without Gymnasium's info dict, for adapters that build their own
+        (``SAME_STEP`` mode only).
+
+        Returns (obs, reward, terminated, truncated, final_obs): fresh arrays,
+        the finished envs already reset, and ``final_obs`` {env: last
+        observation} of those envs. The step's info values are in
+        ``core.last_info`` and ``core.last_parts``.
+        """
+        if self.autoreset_mode != AutoresetMode.SAME_STEP:
+            raise RuntimeError("step_arrays needs autoreset_mode SAME_STEP")
+        if not self._started:
+            raise RuntimeError("call reset() before step()")
+        actions = check_actions(actions, self._action_shape)
+        # In SAME_STEP mode every env is live: finished ones were reset at once.
+        obs, reward, terminated, truncated = self.core.step(actions[:, None, :], self._every_env)
+        obs, reward, terminated = obs[:, 0], reward[:, 0], terminated[:, 0]
+        truncated = truncated & ~terminated
+        final_obs = {}
+        for i in np.flatnonzero(terminated | truncated):
+            final_obs[i] = obs[i].copy()
+            obs[i] = self.core.reset(i, self._generators[i])[0]
+        self._obs[:] = obs
+        return obs, reward, terminated, truncated, final_obs
+
+    def _infos(self) -> dict:
+        """The last step's info: one array per key, views of the core's fresh table."""
+        core = self.core
+        infos = dict(zip(INFO_KEYS, core.last_info[:, :, 0], strict=True))
+        infos.update({f"reward_{part}": value[:, 0] for part, value in core.last_parts.items()})
+        return infos
+
+    def _with_masks(self, infos: dict) -> dict:
+        """``infos`` with Gymnasium's ``_key`` masks: every key is set for every env."""
         if self._mask_keys is None:
-            self._mask_keys = tuple(f"_{key}" for key in info)
+            self._mask_keys = tuple(f"_{key}" for key in infos if key not in _FINAL_KEYS)
         infos.update(dict.fromkeys(self._mask_keys, self._every_env))
-        return self._obs.copy(), reward, terminated, truncated, infos
+        return infos
 
     def close_extras(self, **kwargs):
         """Stop the stepping threads, if any."""
