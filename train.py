@@ -150,6 +150,7 @@ def main(argv: list[str] | None = None) -> None:
         env_id, yard = yardstick_fps(hp, min(hp.n_timesteps, YARDSTICK_STEPS), plan.seed)
         throughput.update({"yardstick_env": env_id, "yardstick_fps": yard, "ratio": fps / yard})
         print(f"yardstick: {env_id} {yard:.0f} steps/s; ratio mmgym / {env_id} = {fps / yard:.3f}")
+        print("(one pair, timed one after the other; python -m agents.yardstick alternates them)")
     write_json(plan.run_dir, THROUGHPUT, throughput)
     if plan.eval_seeds:
         table = compare(evaluate_with_baselines(model, env, plan), TABLE_METRICS)
