@@ -149,7 +149,7 @@ class MarketMakingVectorEnv(VectorEnv):
                 final_info.update({f"_{key}": done.copy() for key in list(final_info)})
                 infos["final_obs"], infos["_final_obs"] = last, done.copy()
                 infos["final_info"], infos["_final_info"] = final_info, done.copy()
-            return obs.copy(), reward, terminated, truncated, self._with_masks(infos)
+            return obs, reward, terminated, truncated, self._with_masks(infos)
         actions = check_actions(actions, self._action_shape)
         active = ~self._needs_reset
         obs, reward, terminated, truncated = self.core.step(actions[:, None, :], active)
