@@ -12,11 +12,19 @@ from mmgym.experiments.incentives import EVAL_SCENARIOS, REGIMES, TABLE
 ROOT = Path(__file__).resolve().parent.parent
 
 
+COMMAND = [sys.executable, "-m", "mmgym.experiments.incentives", "--quick", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("experiment") / "incentives"
+    subprocess.run([*COMMAND, "--out", str(out)], cwd=ROOT, check=True, timeout=600)
+    return out
+
+
 @pytest.mark.smoke
-def test_quick_experiment_writes_table_figures_and_json(tmp_path):
-    out = tmp_path / "incentives"
-    command = [sys.executable, "-m", "mmgym.experiments.incentives", "--quick", "--no-progress"]
-    subprocess.run([*command, "--out", str(out)], cwd=ROOT, check=True, timeout=600)
+def test_quick_experiment_writes_table_figures_and_json(quick_run):
+    out = quick_run
     results = json.loads((out / "results.json").read_text())
     policies = {"ppo", "always_quote", "avellaneda_stoikov", "withdraw_on_stress", "random"}
     for scenario in EVAL_SCENARIOS:
@@ -36,3 +44,21 @@ def test_quick_experiment_writes_table_figures_and_json(tmp_path):
         assert text.count(f"| {regime} | ppo |") == len(EVAL_SCENARIOS)
     # The oct10 window reaches the shock: the stress indicator turns on.
     assert max(results["series"]["freedom"]["stressed"]) == 1
+
+
+@pytest.mark.smoke
+def test_training_in_parallel_processes_gives_the_same_results(quick_run, tmp_path):
+    out = tmp_path / "parallel"
+    subprocess.run([*COMMAND, "--jobs", "2", "--out", str(out)], cwd=ROOT, check=True, timeout=600)
+    parallel = json.loads((out / "results.json").read_text())
+    serial = json.loads((quick_run / "results.json").read_text())
+    assert parallel["rows"] == serial["rows"]
+    assert parallel["series"] == serial["series"]
+
+
+def test_jobs_must_be_positive(capsys):
+    from mmgym.experiments.incentives import main
+
+    with pytest.raises(SystemExit):
+        main(["--quick", "--jobs", "0"])
+    assert "--jobs must be >= 1" in capsys.readouterr().err

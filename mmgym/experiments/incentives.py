@@ -29,8 +29,10 @@ import argparse
 import dataclasses
 import json
 import math
+import multiprocessing
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -88,38 +90,54 @@ def _liquidations(row: dict) -> dict:
     return {**row, "liq_notional": row["liq_notional_long"] + row["liq_notional_short"]}
 
 
-def train_policies(budget: Budget, out: Path, progress_bar: bool) -> dict:
-    """Train one PPO maker per (regime, seed); return {regime: [(seed, policy, fps)]}."""
-    from stable_baselines3.common.vec_env import VecNormalize
+def train_one(budget: Budget, out: Path, regime: str, seed: int, argv, progress_bar: bool):
+    """Train one PPO maker into ``out/runs/<regime>-<seed>``; return its steps per second."""
+    import torch
 
-    from agents.runs import NormalizedPolicy
     from agents.training import plan_run, train
 
-    trained = {}
-    for regime in REGIMES:
-        trained[regime] = []
-        for seed in budget.train_seeds:
-            plan = plan_run(
-                scenario=TRAIN_SCENARIO,
-                regime=regime,
-                total_timesteps=budget.total_timesteps,
-                n_envs=budget.n_envs,
-                seed=seed,
-                run_dir=out / "runs" / f"{regime}-{seed}",
-                eval_seeds=budget.eval_seeds,
-                yardstick=False,
-                horizon=budget.horizon,
-                # Trained as evaluated: a liquidated maker stays in the episode, so
-                # the duties it then misses and the losses it then bears still count.
-                env_kwargs={
-                    "warmup": budget.starts[TRAIN_SCENARIO],
-                    "terminate_on_liquidation": False,
-                },
-            )
-            model, env, fps = train(plan, sys.argv, progress_bar=progress_bar)
-            policy = NormalizedPolicy(model, env) if isinstance(env, VecNormalize) else model
-            trained[regime].append((seed, policy, fps))
-            print(f"trained {regime} seed {seed}: {fps:,.0f} steps/s", flush=True)
+    torch.set_num_threads(1)  # small MLPs: one thread is faster than contending for two
+    plan = plan_run(
+        scenario=TRAIN_SCENARIO,
+        regime=regime,
+        total_timesteps=budget.total_timesteps,
+        n_envs=budget.n_envs,
+        seed=seed,
+        run_dir=out / "runs" / f"{regime}-{seed}",
+        eval_seeds=budget.eval_seeds,
+        yardstick=False,
+        horizon=budget.horizon,
+        # Trained as evaluated: a liquidated maker stays in the episode, so
+        # the duties it then misses and the losses it then bears still count.
+        env_kwargs={
+            "warmup": budget.starts[TRAIN_SCENARIO],
+            "terminate_on_liquidation": False,
+        },
+    )
+    _, _, fps = train(plan, argv, progress_bar=progress_bar)
+    print(f"trained {regime} seed {seed}: {fps:,.0f} steps/s", flush=True)
+    return fps
+
+
+def train_policies(budget: Budget, out: Path, progress_bar: bool, jobs: int = 1) -> dict:
+    """Train one PPO maker per (regime, seed), ``jobs`` at a time in separate processes
+    (each run is seeded, so the result does not depend on ``jobs``); return
+    {regime: [(seed, policy loaded from its run directory, fps)]}."""
+    from agents.runs import load_run
+
+    runs = [(regime, seed) for regime in REGIMES for seed in budget.train_seeds]
+    argv = list(sys.argv)
+    if jobs == 1:
+        fps = [train_one(budget, out, r, s, argv, progress_bar) for r, s in runs]
+    else:
+        # Fresh interpreters: forking a process that has imported torch is unsafe.
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            pending = [pool.submit(train_one, budget, out, r, s, argv, False) for r, s in runs]
+            fps = [p.result() for p in pending]
+    trained = {regime: [] for regime in REGIMES}
+    for (regime, seed), f in zip(runs, fps, strict=True):
+        policy = load_run(out / "runs" / f"{regime}-{seed}").policy
+        trained[regime].append((seed, policy, f))
     return trained
 
 
@@ -239,6 +257,9 @@ def main(argv=None) -> None:
     parser.add_argument("--n-envs", type=int, help="parallel envs per training run")
     parser.add_argument("--out", type=Path, help="output directory (default runs/incentives-*)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    parser.add_argument(
+        "--jobs", type=int, default=1, help="training runs at a time, one process each (1)"
+    )
     args = parser.parse_args(argv)
     budget = QUICK if args.quick else FULL
     changes = {
@@ -250,13 +271,15 @@ def main(argv=None) -> None:
     budget = dataclasses.replace(budget, **{k: v for k, v in changes.items() if v is not None})
     if budget.total_timesteps < 1 or budget.n_envs < 1:
         parser.error("--total-timesteps and --n-envs must be >= 1")
+    if args.jobs < 1:
+        parser.error(f"--jobs must be >= 1, got {args.jobs}")
     import torch
 
     torch.set_num_threads(1)  # small MLPs: one thread is faster than contending for two
     out = args.out or Path("runs") / time.strftime("incentives-%Y%m%d-%H%M%S")
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    trained = train_policies(budget, out, progress_bar=not args.no_progress)
+    trained = train_policies(budget, out, not args.no_progress, args.jobs)
     results = evaluate_all(trained, budget)
     results["budget"] = dataclasses.asdict(budget)
     results["training_fps"] = {r: [fps for _, _, fps in runs] for r, runs in trained.items()}
