@@ -242,7 +242,10 @@ class Makers:
     firm works its inventory back towards its starting holdings with IOC
     orders of ``flatten_rate`` of the excess a step. A resting quote is kept
     (with its queue place) while untouched and within ``requote_bps`` of its
-    target price.
+    target price. ``level_notional`` and ``inventory_limit`` are converted to
+    lots at the start price, unless ``quotes_at_mark`` (quote sizes) and
+    ``limits_at_mark`` (inventory limits) make them notional at the current
+    mark, as desks quote and limit their risk in USDT.
     """
 
     firms: int = 5
@@ -269,6 +272,8 @@ class Makers:
     return_level: float = 0.5
     calm_steps: int = 300
     ramp_steps: int = 300
+    quotes_at_mark: bool = False
+    limits_at_mark: bool = False
 
     def validate(self, where):
         check_number(f"{where}.firms", self.firms, 0, 100, integer=True)
