@@ -121,6 +121,23 @@ def test_maker_quotes_a_skewed_ladder_around_the_mark():
     assert len(cancels) == 4  # last step's four quotes, by id
 
 
+def test_maker_quotes_and_limits_notional_at_the_mark():
+    changes = {"population.makers.quotes_at_mark": True, "population.makers.limits_at_mark": True}
+    ex, pp, ps = build(load_scenario(tiny(**changes)), [0])
+    # Lots per level and the lot limit were converted at 100 (10 each). With the start
+    # moved to 200 the mark (100) is half the start: sizes double to 20 lots, and 10 lots
+    # long count as q = 10 / 10 * 100 / 200 = 0.5, the skew of the test above.
+    pp = pp._replace(index_start=np.array([200.0, 1.0]))
+    ex.state.pos[0, 1, 0] = 10
+    step(ex, pp, ps)
+    assert rows(ps, 1) == [
+        (POST_ONLY, BUY, 9987, 20, 0),
+        (POST_ONLY, BUY, 9977, 20, 0),
+        (POST_ONLY, SELL, 10008, 20, 0),
+        (POST_ONLY, SELL, 10018, 20, 0),
+    ]
+
+
 def test_maker_keeps_quotes_within_the_requote_band():
     ex, pp, ps = build(load_scenario(tiny(**{"population.makers.requote_bps": 5.0})), [0])
     step(ex, pp, ps)

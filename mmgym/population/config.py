@@ -115,7 +115,10 @@ class Flow:
     index beyond ``anchor_bps``, up to ``anchor_capacity`` of position.
     Momentum traders follow the recent trend of the mark. Arbitrageurs trade
     the gap to the index beyond ``arb_bps`` with ``arb_capacity`` of
-    inventory; when blocked they have ``blocked_capacity`` of it.
+    inventory; when blocked they have ``blocked_capacity`` of it. Limit
+    orders sit further from the mark when this venue's mark is more volatile
+    than usual (the makers' ``base_volatility``): their distance is multiplied
+    by 1 + ``limit_vol_scaling`` x (volatility ratio - 1) while the ratio is above 1.
     """
 
     noise_rate: float = 0.5
@@ -135,6 +138,7 @@ class Flow:
     arb_notional: float = 20_000.0
     arb_capacity: float = 1e6
     blocked_capacity: float = 1e5
+    limit_vol_scaling: float = 0.0
 
     def validate(self, where):
         for name in ("noise_rate", "limit_rate", "momentum_rate"):
@@ -154,6 +158,7 @@ class Flow:
             check_number(f"{where}.{name}", getattr(self, name), 0.0, 10_000.0)
         check_number(f"{where}.size_alpha", self.size_alpha, 1.05, 10.0)
         check_number(f"{where}.limit_refresh", self.limit_refresh, 1, 10**6, integer=True)
+        check_number(f"{where}.limit_vol_scaling", self.limit_vol_scaling, 0.0, 100.0)
 
 
 @dataclass(frozen=True)
@@ -242,7 +247,10 @@ class Makers:
     firm works its inventory back towards its starting holdings with IOC
     orders of ``flatten_rate`` of the excess a step. A resting quote is kept
     (with its queue place) while untouched and within ``requote_bps`` of its
-    target price.
+    target price. ``level_notional`` and ``inventory_limit`` are converted to
+    lots at the start price, unless ``quotes_at_mark`` (quote sizes) and
+    ``limits_at_mark`` (inventory limits) make them notional at the current
+    mark, as desks quote and limit their risk in USDT.
     """
 
     firms: int = 5
@@ -269,6 +277,8 @@ class Makers:
     return_level: float = 0.5
     calm_steps: int = 300
     ramp_steps: int = 300
+    quotes_at_mark: bool = False
+    limits_at_mark: bool = False
 
     def validate(self, where):
         check_number(f"{where}.firms", self.firms, 0, 100, integer=True)

@@ -75,9 +75,12 @@ def background_flow(params, state, pp, ps, e, t):
             )
         if pp.limit_rate[k] > 0 and t % pp.limit_refresh[k] == 0:
             push(ps, e, k, a, CANCEL_ALL, 0, 0, 0, 0, -1)
+        # Limit traders keep further from a mark that jumps more than usual.
+        excess_vol = math.sqrt(ps.mark_vol[e, k]) / pp.base_volatility[k] - 1.0
+        offset = pp.limit_offset[k] * (1.0 + pp.limit_vol_scaling[k] * max(excess_vol, 0.0))
         for _ in range(min(poisson(ps.streams, e, pp.limit_rate[k]), MAX_ARRIVALS)):
             side = BUY if uniform(ps.streams, e) < 0.5 else SELL
-            distance = pp.limit_offset[k] * (0.2 + exponential(ps.streams, e))
+            distance = offset * (0.2 + exponential(ps.streams, e))
             if side == BUY:
                 price = math.floor(mark * (1.0 - distance) / tick)
             else:

@@ -21,7 +21,11 @@ from .orders import push
 
 @inline_kernel
 def _inventory_ratio(state, pp, e, a, k):
-    return (state.pos[e, a, k] - pp.inventory_base[k]) / pp.inventory_limit[k]
+    ratio = (state.pos[e, a, k] - pp.inventory_base[k]) / pp.inventory_limit[k]
+    if pp.limits_at_mark:
+        # A USDT limit: the same coins are less risk once their price has fallen.
+        ratio *= state.mark_price[e, k] / pp.index_start[k]
+    return ratio
 
 
 @kernel
@@ -99,13 +103,19 @@ def _quote_targets(params, state, pp, ps, e, f, a):
         widening = 1.0 + pp.widen_volatility * max(vol - 1.0, 0.0)
         widening = min(widening + pp.widen_liquidations * liq, pp.max_widening)
         half = pp.half_spread[k] * widening
-        lots = pp.level_lots[k] * ps.ramp[e, f]
+        # Lots per USDT of quote: fixed at the start price, or at the mark for a
+        # desk quoting notional (more coins per level once the price has fallen),
+        # in steps of 1/16 octave so mark noise does not requeue every quote.
+        scale = 1.0
+        if pp.quotes_at_mark:
+            scale = 2.0 ** (round(16.0 * math.log2(pp.index_start[k] / mark)) / 16.0)
+        lots = pp.level_lots[k] * scale * ps.ramp[e, f]
         if pp.obliged:
             cap = pp.obligation_half_spread
             if stressed:
                 cap *= pp.obligation_multiplier
             half = min(half, cap)
-            lots = max(lots, pp.obligation_lots[k])
+            lots = max(lots, pp.obligation_lots[k] * scale)
         q = _inventory_ratio(state, pp, e, a, k)
         shift = -pp.skew * max(min(q, 1.0), -1.0) * half
         size = max(int(lots), 1)

@@ -37,6 +37,7 @@ class PopParams(NamedTuple):
     limit_lots: np.ndarray
     limit_offset: np.ndarray
     limit_refresh: np.ndarray
+    limit_vol_scaling: np.ndarray  # offset widening per unit of excess mark volatility
     anchor_gap: np.ndarray
     anchor_lots: np.ndarray
     anchor_capacity: np.ndarray
@@ -66,6 +67,8 @@ class PopParams(NamedTuple):
     loss_alpha: float
     flatten_rate: float
     requote: float  # fraction of price a resting quote may drift from its target
+    quotes_at_mark: bool  # quote sizes notional at the mark, else lots at the start price
+    limits_at_mark: bool  # inventory limits notional at the mark, else lots at the start
     threshold_loss: np.ndarray  # float64[F]
     threshold_inventory: np.ndarray
     threshold_volatility: np.ndarray
@@ -105,6 +108,7 @@ class PopState(NamedTuple):
     vol_signal: np.ndarray  # float64[E, K], EWMA of squared index returns
     liq_signal: np.ndarray  # float64[E, K], EWMA of liquidation notional
     trend: np.ndarray  # float64[E, K], EWMA of mark returns
+    mark_vol: np.ndarray  # float64[E, K], EWMA of squared mark returns
     stop_price: np.ndarray  # float64[E, n_lev], 0 = none or done
     lev_market: np.ndarray  # int64[E, n_lev], the market a stop watches
     stop_list: np.ndarray  # int64[E, n_lev], traders whose stop is still armed, in order

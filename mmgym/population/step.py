@@ -39,6 +39,7 @@ def update_signals(params, state, pp, ps, e):
         r = math.log(mark / ps.prev_mark[e, k])
         ps.prev_mark[e, k] = mark
         ps.trend[e, k] += alpha * (r - ps.trend[e, k])
+        ps.mark_vol[e, k] += alpha * (r * r - ps.mark_vol[e, k])
         liq = state.market_stats[e, k, S_LIQ_NOTIONAL_LONG]
         liq += state.market_stats[e, k, S_LIQ_NOTIONAL_SHORT]
         ps.liq_signal[e, k] += alpha * (liq - ps.liq_signal[e, k])
