@@ -5,9 +5,6 @@ import pytest
 from mmgym.scenario import run
 from mmgym.scenario.criteria import oct10_criteria
 
-# Criteria the model does not meet on these seeds, reported in the README and
-# the scenario report; a strict xfail flags the day they start to hold.
-KNOWN_UNMET: set[str] = set()
 SEEDS = (0, 1, 2)
 
 
@@ -25,18 +22,9 @@ def oct10_runs():
 @pytest.mark.parametrize("seed", SEEDS)
 def test_oct10_criteria_hold(oct10_runs, seed):
     base, rows = oct10_runs[seed]
-    unmet = [f"{r.name}: {r.simulated}" for r in rows if not r.holds]
-    assert [u for u in unmet if u.split(":")[0] not in KNOWN_UNMET] == []
+    assert [f"{r.name}: {r.simulated}" for r in rows if not r.holds] == []
     assert base.invariants["position_imbalance"] == 0
     assert base.invariants["cash_drift"] < 1e-3
-
-
-@pytest.mark.xfail(strict=True, reason="not met by the model yet, see README")
-@pytest.mark.parametrize("criterion", sorted(KNOWN_UNMET))
-@pytest.mark.parametrize("seed", SEEDS)
-def test_oct10_known_unmet_criteria(oct10_runs, seed, criterion):
-    _, rows = oct10_runs[seed]
-    assert all(r.holds for r in rows if r.name == criterion)
 
 
 @pytest.mark.parametrize("name", ["calm", "calm_full"])
