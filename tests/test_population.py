@@ -11,6 +11,7 @@ from mmgym.core.codes import (
     CANCEL,
     ENV_STAT_NAMES,
     IOC,
+    LIMIT,
     MARKET,
     MARKET_STAT_NAMES,
     POST_ONLY,
@@ -240,6 +241,44 @@ def test_anchor_buys_below_the_index_in_proportion_to_the_gap():
     anchor = pp.flow_start + 1
     # Gap -3% is 3 thresholds: int(10 lots * 3) + 1 = 31 lots, IOC limited at 99.
     assert rows(ps, anchor) == [(IOC, BUY, 9900, 31, 0)]
+
+
+def test_limit_orders_sit_further_from_a_jumpy_mark():
+    flow = {
+        "PERP": {
+            "noise_rate": 0.0,
+            "limit_rate": 20.0,
+            "limit_offset_bps": 100.0,
+            "limit_vol_scaling": 0.5,
+            "momentum_rate": 0.0,
+            "arb_notional": 0.0,
+            "anchor_notional": 0.0,
+        }
+    }
+    raw = tiny(
+        **{
+            "population.flow": flow,
+            "population.makers.firms": 0,
+            "population.index.PERP.volatility": 0.0,
+        }
+    )
+
+    def limit_orders(mark_vol):
+        ex, pp, ps = build(load_scenario(raw), [0])
+        # The mark does not move, so the step only decays the signal before the flow reads it.
+        ps.mark_vol[0, 0] = mark_vol / (1.0 - pp.volatility_alpha)
+        step(ex, pp, ps)
+        orders = rows(ps, pp.flow_start)  # the noise account of PERP
+        return [(side, price) for kind, side, price, _, _ in orders if kind == LIMIT]
+
+    usual = limit_orders(0.001**2)  # the base volatility: the configured distance
+    jumpy = limit_orders(0.003**2)  # three times it: 1 + 0.5 * (3 - 1) = twice as far
+    assert len(usual) == len(jumpy) > 5
+    for (side, usual_price), (jumpy_side, jumpy_price) in zip(usual, jumpy, strict=True):
+        assert side == jumpy_side
+        # Distances from the mark (100.00, in ticks of 0.01), each rounded away once.
+        usual_gap, jumpy_gap = abs(10_000 - usual_price), abs(10_000 - jumpy_price)
+        assert abs(jumpy_gap - 2 * usual_gap) <= 2
 
 
 def test_loopers_unwind_once_risk_off():
