@@ -79,7 +79,6 @@ class ObligationMonitor:
     ``step_record.record_step`` updates every step (its docstring has the rule)."""
 
     def __init__(self, duties: Duties, n: int):
-        self.duties = duties
         self.history = np.zeros((n, duties.window), bool)  # ring of compliant steps
         self.count = np.zeros(n, np.int64)  # steps recorded
         self.met = np.zeros(n, np.int64)  # compliant steps in the window
