@@ -59,8 +59,8 @@ class MarketMakingEnv(gym.Env):
 
     * ``freedom``: ``1e4 * dE / C - k * 1e4 * (I / C)^2`` with dE the change
       of mark-to-market equity (fees and rebates included), I the absolute
-      inventory notional, k = ``inventory_penalty`` (1e-5: 20% of capital held
-      for an hour costs about 14 bps).
+      inventory notional, k = ``inventory_penalty`` (1e-4: 20% of capital held
+      for an hour costs about 144 bps, twice the capital 4 bps a step).
     * ``obligation``: freedom ``+ rebate * compliant - penalty * breach *
       (1 - compliant)``: a step is compliant when both sides are posted with
       spread at most ``max_spread_bps`` (tripled under stress) and at least

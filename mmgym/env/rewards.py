@@ -118,7 +118,7 @@ class Freedom(Regime):
 
     name = "freedom"
 
-    def __init__(self, inventory_penalty: float = 1e-5):
+    def __init__(self, inventory_penalty: float = 1e-4):
         self.inventory_penalty = check_number("inventory_penalty", inventory_penalty, 0.0, 1e6)
 
     def parts(self, acc):
@@ -138,14 +138,15 @@ class Obligation(Freedom):
     below the minimum. Every step missed while in breach pays the penalty, so
     the tolerance the window allows is free, and each compliant step taken to
     get out of a breach pays off at once rather than only when presence is
-    back above the minimum. The default penalty (5 bps of capital per missed
+    back above the minimum. The default penalty (20 bps of capital per missed
     step) makes the duties bind: at 1 bp, makers that quoted wide through
-    the ``oct10`` crash out-earned those that kept the duties.
+    the ``oct10`` crash out-earned those that kept the duties, and at 5 bps
+    some training seeds still ended up liquidated in the crash.
     """
 
     name = "obligation"
 
-    def __init__(self, inventory_penalty: float = 1e-5, rebate: float = 0.05, penalty: float = 5.0):
+    def __init__(self, inventory_penalty: float = 1e-4, rebate: float = 0.05, penalty: float = 20.0):
         super().__init__(inventory_penalty)
         self.rebate = check_number("rebate", rebate, 0.0, 1e6)
         self.penalty = check_number("penalty", penalty, 0.0, 1e6)
@@ -168,7 +169,7 @@ class Liability(Freedom):
 
     name = "liability"
 
-    def __init__(self, inventory_penalty: float = 1e-5, share: float = 0.1):
+    def __init__(self, inventory_penalty: float = 1e-4, share: float = 0.1):
         super().__init__(inventory_penalty)
         self.share = check_number("share", share, 0.0, 1.0)
 
