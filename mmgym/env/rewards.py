@@ -146,7 +146,9 @@ class Obligation(Freedom):
 
     name = "obligation"
 
-    def __init__(self, inventory_penalty: float = 1e-4, rebate: float = 0.05, penalty: float = 20.0):
+    def __init__(
+        self, inventory_penalty: float = 1e-4, rebate: float = 0.05, penalty: float = 20.0
+    ):
         super().__init__(inventory_penalty)
         self.rebate = check_number("rebate", rebate, 0.0, 1e6)
         self.penalty = check_number("penalty", penalty, 0.0, 1e6)
