@@ -140,8 +140,7 @@ class Obligation(Freedom):
     get out of a breach pays off at once rather than only when presence is
     back above the minimum. The default penalty (20 bps of capital per missed
     step) makes the duties bind: at 1 bp, makers that quoted wide through
-    the ``oct10`` crash out-earned those that kept the duties, and at 5 bps
-    some training seeds still ended up liquidated in the crash.
+    the ``oct10`` crash out-earned those that kept the duties.
     """
 
     name = "obligation"
