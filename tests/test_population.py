@@ -217,6 +217,47 @@ def test_stop_loss_closes_with_a_market_order_once_crossed():
     assert ps.stop_price[0, 0] == 0.0
 
 
+def test_turnover_closes_reopens_and_rearms_the_stop():
+    raw = tiny(
+        **{
+            "population.leveraged": {
+                "count": 1,
+                "long_share": 1.0,
+                "leverage_min": 2.0,
+                "leverage_max": 2.0,
+                "weights": {"PERP": 1.0},
+                "median_notional": {"PERP": 1000.0},
+                "stop_loss_share": 1.0,
+                "stop_distance": 0.05,
+                "entry_dispersion": 0.0,
+                "desks": 1,
+                "holding_period": 1.0,  # one turnover per step on average
+            },
+        }
+    )
+    ex, pp, ps = build(load_scenario(raw), [0])
+    pp = pp._replace(long_share=0.0)  # opened long, reopens short
+    s, trader = ex.state, pp.lev_start
+    lots = int(s.pos[0, trader, 0])
+    assert lots > 0 and ps.n_stops[0] == 1
+    for _ in range(20):
+        mark = s.mark_price[0, 0]
+        equity = s.cash[0, trader] + s.pos[0, trader, 0] * mark
+        step(ex, pp, ps)
+        if ps.turned_at[0, 0] >= 0:
+            break
+    assert ps.turned_at[0, 0] >= 0, "no turnover in 20 steps at one per step"
+    # Hand-computed: close all, then open 90% of equity x 2 at the mark.
+    reopen = int(0.9 * equity * 2.0 / mark)
+    assert rows(ps, trader) == [(MARKET, SELL, 0, lots, 0), (MARKET, SELL, 0, reopen, 0)]
+    assert s.pos[0, trader, 0] == -reopen
+    assert ps.n_stops[0] == 0  # the old stop is dropped; the new one waits for the fill
+    # Next step (no further turnover): the stop is set above the short's entry.
+    step(ex, pp._replace(turnover_rate=0.0), ps)
+    assert ps.n_stops[0] == 1 and ps.stop_list[0, 0] == 0
+    assert ps.stop_price[0, 0] == s.entry[0, trader, 0] * (1.0 + ps.stop_gap[0, 0])
+
+
 def test_anchor_buys_below_the_index_in_proportion_to_the_gap():
     raw = tiny(
         **{
@@ -332,6 +373,10 @@ def test_index_follows_scheduled_shock_and_rebound():
         ({"population.makers.firmz": 3}, r"unknown field\(s\) \['firmz'\] in population.makers"),
         ({"population.makers.firms": "five"}, "population.makers.firms must be an integer"),
         ({"population.leveraged.long_share": 1.5}, r"population.leveraged.long_share must be in"),
+        (
+            {"population.leveraged.holding_period": 0.5},
+            r"population.leveraged.holding_period must be in \[1.0, inf\]",
+        ),
         ({"population.shocks": [{"market": "XYZ"}]}, r"population.shocks\[0\].market must name"),
         (
             {"switches": {"circuit_breakr": 0.1}},

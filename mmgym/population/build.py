@@ -13,6 +13,7 @@ from ..core.codes import CROSS, UNIFIED
 from ..core.margin import equity_and_mm
 from .params import PopParams, PopState
 from .rng import seed_streams
+from .traders import TURNOVERS_PER_STEP
 
 ROLES_PER_MARKET = 4  # noise, anchor, momentum, arbitrage
 FLOW_LEVERAGE = 10.0
@@ -195,6 +196,8 @@ def build_params(scenario) -> PopParams:
             [_lots(obligations.min_notional, start[k], lot[k]) for k in range(len(markets))]
         ),
         obligation_multiplier=obligations.stress_multiplier,
+        turnover_rate=scenario.dt / pop.leveraged.holding_period if layout.n_lev else 0.0,
+        long_share=pop.leveraged.long_share,
         loop_market=loop_market,
         unwind_trigger=pop.loopers.unwind_trigger,
         unwind_rate=pop.loopers.unwind_rate,
@@ -233,8 +236,12 @@ def populate(ex: Exchange, scenario, generators) -> PopState:
     s = ex.state
     n_envs, n_markets = s.cash.shape[0], len(markets)
     max_levels = max([q.levels for q in pop.makers.quoting.values()] or [1])
-    stop_price = np.zeros((n_envs, layout.n_lev))
-    lev_market = np.zeros((n_envs, layout.n_lev), dtype=np.int64)
+    traders = {
+        "stop_price": np.zeros((n_envs, layout.n_lev)),
+        "lev_market": np.zeros((n_envs, layout.n_lev), dtype=np.int64),
+        "stop_gap": np.zeros((n_envs, layout.n_lev)),
+        "hedged": np.zeros((n_envs, layout.n_lev), dtype=np.bool_),
+    }
     maker_holdings = _maker_holdings(scenario, start, lot)
     for e, rng in enumerate(generators):
         deposits = np.zeros(s.cash.shape[1])
@@ -258,9 +265,7 @@ def populate(ex: Exchange, scenario, generators) -> PopState:
                     holdings[a, k] = int(_lots(flow.arb_capacity, start[k], lot[k]))
         # Leveraged traders against the desks.
         if layout.n_lev:
-            _open_leveraged(
-                s, e, rng, scenario, layout, start, lot, deposits, holdings, stop_price, lev_market
-            )
+            _open_leveraged(s, e, rng, scenario, layout, start, lot, deposits, holdings, traders)
         # Loopers: collateral bought on USDT debt.
         if layout.n_loop:
             k = names.index(pop.loopers.market)
@@ -276,12 +281,10 @@ def populate(ex: Exchange, scenario, generators) -> PopState:
         ex.deposited_holdings[e] += holdings.sum(axis=0)
     perp = np.array([m.kind == "perp" for m in markets])
     s.open_interest[:] = np.where(perp, np.maximum(s.pos, 0).sum(axis=1), 0)
-    return _initial_pop_state(ex, scenario, generators, stop_price, lev_market, max_levels)
+    return _initial_pop_state(ex, scenario, generators, traders, max_levels)
 
 
-def _open_leveraged(
-    s, e, rng, scenario, layout, start, lot, deposits, holdings, stop_price, lev_market
-):
+def _open_leveraged(s, e, rng, scenario, layout, start, lot, deposits, holdings, traders):
     lev = scenario.population.leveraged
     names = [m.name for m in scenario.exchange.markets]
     n = layout.n_lev
@@ -330,9 +333,13 @@ def _open_leveraged(
             s.account_kind[e, a] = UNIFIED
         deposits[a] += margin
         s.leverage[e, a] = leverage[i]
-        lev_market[e, i] = legs[0][0]
+        traders["lev_market"][e, i] = legs[0][0]
+        traders["hedged"][e, i] = hedged[i]
         if with_stop[i] and not hedged[i]:
-            stop_price[e, i] = start[legs[0][0]] * entry_scale[i] * (1.0 - legs[0][1] * stop_gap[i])
+            traders["stop_gap"][e, i] = stop_gap[i]
+            traders["stop_price"][e, i] = (
+                start[legs[0][0]] * entry_scale[i] * (1.0 - legs[0][1] * stop_gap[i])
+            )
     # Desks hold the other side at modest leverage.
     for d in range(layout.n_desks):
         a = layout.desk_start + d
@@ -355,7 +362,7 @@ def _trade(s, e, buyer_side_account, desk, k, signed_lots, price, value):
         s.cash[e, acct] -= math.copysign(value, lots)
 
 
-def _initial_pop_state(ex, scenario, generators, stop_price, lev_market, max_levels) -> PopState:
+def _initial_pop_state(ex, scenario, generators, traders, max_levels) -> PopState:
     s = ex.state
     pop = scenario.population
     n_envs, n_markets = s.cash.shape[0], scenario.exchange.n_markets
@@ -367,13 +374,16 @@ def _initial_pop_state(ex, scenario, generators, stop_price, lev_market, max_lev
     )
     buffer_rows = (
         firms * n_markets * 4 * max_levels
-        + stop_price.shape[1]
+        + traders["stop_price"].shape[1]
+        + 2 * TURNOVERS_PER_STEP
         + pop.loopers.count
         + n_markets * (2 * 64 + 8)
     )
     peak = np.array(
         [[equity_and_mm(ex.params, s, e, 1 + f)[0] for f in range(firms)] for e in range(n_envs)]
     ).reshape(n_envs, firms)
+    stop_price = traders["stop_price"]
+    n_lev = stop_price.shape[1]
     armed = stop_price > 0.0
     # Armed traders first, in trader order (a stable sort keeps that order).
     stop_list = np.argsort(~armed, axis=1, kind="stable").astype(np.int64)
@@ -397,9 +407,14 @@ def _initial_pop_state(ex, scenario, generators, stop_price, lev_market, max_lev
         trend=np.zeros((n_envs, n_markets)),
         mark_vol=np.tile(base_vol**2, (n_envs, 1)),
         stop_price=stop_price,
-        lev_market=lev_market,
+        lev_market=traders["lev_market"],
         stop_list=stop_list,
         n_stops=armed.sum(axis=1),
+        stop_gap=traders["stop_gap"],
+        hedged=traders["hedged"],
+        turned_at=np.full((n_envs, n_lev), -1, np.int64),
+        rearm_list=np.zeros((n_envs, n_lev), np.int64),
+        n_rearm=np.zeros(n_envs, np.int64),
         quoting_share=np.ones(n_envs),
         buffer=np.zeros((n_envs, buffer_rows, 8), np.int64),
         buffer_results=np.zeros((n_envs, buffer_rows, 3), np.int64),

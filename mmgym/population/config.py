@@ -172,6 +172,14 @@ class Leveraged:
     coins as part of their margin. Each trader is one account: a trader with
     a single position margins it in isolation (a cross account holding one
     position is an isolated one), a hedged trader margins both legs across.
+
+    ``holding_period`` (seconds, mean) lets single-position traders turn
+    over: at rate 1/holding_period each closes its position (if any) with a
+    market order and opens a new one on a freshly drawn side (``long_share``),
+    sized at 90% of its equity times its leverage, with a new stop if it has
+    one. Stopped-out and liquidated traders come back the same way while they
+    have equity left. ``.inf`` (the default) means positions are only closed
+    by stops and liquidations, as in a few hours of the oct10 window.
     """
 
     count: int = 1000
@@ -191,6 +199,7 @@ class Leveraged:
     collateral_share: float = 0.5
     desks: int = 4
     desk_leverage: float = 3.0
+    holding_period: float = math.inf
 
     def validate(self, where):
         check_number(f"{where}.count", self.count, 0, 10**6)
@@ -206,6 +215,7 @@ class Leveraged:
         _fraction(where, "collateral_share", self.collateral_share)
         check_number(f"{where}.desks", self.desks, 1, 1000, integer=True)
         check_number(f"{where}.desk_leverage", self.desk_leverage, 1.0, 20.0)
+        check_number(f"{where}.holding_period", self.holding_period, 1.0, math.inf)
         for name, w in self.weights.items():
             check_number(f"{where}.weights.{name}", w, 0.0, 1e6)
         for name, n in self.median_notional.items():

@@ -81,6 +81,9 @@ class PopParams(NamedTuple):
     obligation_half_spread: float
     obligation_lots: np.ndarray
     obligation_multiplier: float
+    # Leveraged traders' turnover.
+    turnover_rate: float  # chance per trader and step of closing and reopening (0 = never)
+    long_share: float  # chance a reopened position is long
     # Loopers.
     loop_market: int
     unwind_trigger: float
@@ -113,6 +116,11 @@ class PopState(NamedTuple):
     lev_market: np.ndarray  # int64[E, n_lev], the market a stop watches
     stop_list: np.ndarray  # int64[E, n_lev], traders whose stop is still armed, in order
     n_stops: np.ndarray  # int64[E], length of that list
+    stop_gap: np.ndarray  # float64[E, n_lev], stop distance of a trader with a stop, else 0
+    hedged: np.ndarray  # bool[E, n_lev], two-legged traders (they do not turn over)
+    turned_at: np.ndarray  # int64[E, n_lev], step of a trader's last turnover (-1 = none)
+    rearm_list: np.ndarray  # int64[E, n_lev], reopened traders whose stop is set next step
+    n_rearm: np.ndarray  # int64[E], length of that list
     quoting_share: np.ndarray  # float64[E]
     buffer: np.ndarray  # int64[E, M, 8], this step's population orders
     buffer_results: np.ndarray  # int64[E, M, 3]

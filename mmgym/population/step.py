@@ -2,9 +2,9 @@
 
 Per env and step: the exogenous index moves; maker firms update their stress;
 orders are gathered in a fixed order (external orders, e.g. an RL agent's,
-then maker cancels and quotes, background flow, stop-losses, loopers) and
-applied one by one; the exchange marks, liquidates and records statistics;
-the signals the agents read next step are updated.
+then maker cancels and quotes, background flow, leveraged traders' turnover,
+stop-losses, loopers) and applied one by one; the exchange marks, liquidates
+and records statistics; the signals the agents read next step are updated.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from ..core.step import begin_step, end_step
 from .flow import background_flow
 from .index import advance_index
 from .makers import maker_orders, record_maker_orders, update_stress
-from .traders import looper_orders, stop_orders
+from .traders import looper_orders, stop_orders, turnover_orders
 
 
 @kernel
@@ -66,6 +66,7 @@ def population_step(params, state, pp, ps, e, external, external_results, index)
     ps.n_buffer[e] = 0
     maker_orders(params, state, pp, ps, e)
     background_flow(params, state, pp, ps, e, t)
+    turnover_orders(params, state, pp, ps, e)
     stop_orders(params, state, pp, ps, e)
     looper_orders(params, state, pp, ps, e)
     rows = ps.buffer[e]

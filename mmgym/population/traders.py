@@ -1,10 +1,17 @@
-"""Leveraged traders' stop-losses and the collateral loopers' risk-off unwinding."""
+"""Leveraged traders' stop-losses and turnover, the collateral loopers' risk-off unwinding."""
 
 from __future__ import annotations
 
-from .._jit import kernel
+from .._jit import inline_kernel, kernel
 from ..core.codes import BUY, MARKET, SELL
+from ..core.margin import equity
 from .orders import push
+from .rng import poisson, uniform
+
+# Turnovers drawn beyond this many in one step are dropped (the buffer holds
+# two rows each); at the rates of the configs a step draws about one.
+TURNOVERS_PER_STEP = 32
+REOPEN_MARGIN_USE = 0.9  # share of equity x leverage a reopened position uses
 
 
 @kernel
@@ -22,8 +29,8 @@ def stop_orders(params, state, pp, ps, e):
         k = ps.lev_market[e, i]
         p = state.pos[e, a, k]
         mark = state.mark_price[e, k]
-        if p == 0:
-            ps.stop_price[e, i] = 0.0  # already liquidated
+        if p == 0 or stop == 0.0:
+            ps.stop_price[e, i] = 0.0  # already liquidated, or disarmed by a turnover
         elif (p > 0 and mark <= stop) or (p < 0 and mark >= stop):
             push(ps, e, k, a, MARKET, SELL if p > 0 else BUY, 0, abs(p), 0, -1)
             ps.stop_price[e, i] = 0.0
@@ -48,3 +55,65 @@ def looper_orders(params, state, pp, ps, e):
             continue  # nothing left to sell, or no debt left
         lots = max(int(held * pp.unwind_rate), 1)
         push(ps, e, k, a, MARKET, SELL, 0, lots, 0, -1)
+
+
+@inline_kernel
+def reopen_lots(params, state, e, a, k):
+    """Lots of a new position: ``REOPEN_MARGIN_USE`` of equity x leverage at the mark."""
+    budget = REOPEN_MARGIN_USE * equity(params, state, e, a) * state.leverage[e, a]
+    return max(int(budget / (state.mark_price[e, k] * params.lot_size[k])), 0)
+
+
+@inline_kernel
+def turn_over(params, state, pp, ps, e, i, side):
+    """Trader ``i`` closes its position (if any) and opens ``side`` with a fresh stop.
+
+    Both orders are market orders, applied in this order within the step;
+    the stop is set on the next step, at the new entry price.
+    """
+    a = pp.lev_start + i
+    k = ps.lev_market[e, i]
+    p = state.pos[e, a, k]
+    if p != 0:
+        push(ps, e, k, a, MARKET, SELL if p > 0 else BUY, 0, abs(p), 0, -1)
+    lots = reopen_lots(params, state, e, a, k)
+    if lots > 0:
+        push(ps, e, k, a, MARKET, side, 0, lots, 0, -1)
+        if ps.stop_gap[e, i] > 0.0:
+            ps.rearm_list[e, ps.n_rearm[e]] = i
+            ps.n_rearm[e] += 1
+    ps.stop_price[e, i] = 0.0  # the old stop (if armed) is dropped by ``stop_orders``
+    ps.turned_at[e, i] = state.step[e]
+
+
+@kernel
+def turnover_orders(params, state, pp, ps, e):
+    """Set the stops of last step's reopened positions, then draw this step's turnovers.
+
+    Runs before ``stop_orders``, which drops the stops a turnover disarmed.
+    Each step draws a Poisson number of turnovers (mean ``n_lev *
+    turnover_rate``) and gives each to a uniformly drawn trader; hedged
+    traders, traders being liquidated and traders already turned over this
+    step let theirs pass.
+    """
+    for j in range(ps.n_rearm[e]):
+        i = ps.rearm_list[e, j]
+        a = pp.lev_start + i
+        k = ps.lev_market[e, i]
+        p = state.pos[e, a, k]
+        if p != 0 and not state.in_liquidation[e, a]:
+            direction = 1.0 if p > 0 else -1.0
+            ps.stop_price[e, i] = state.entry[e, a, k] * (1.0 - direction * ps.stop_gap[e, i])
+            ps.stop_list[e, ps.n_stops[e]] = i
+            ps.n_stops[e] += 1
+    ps.n_rearm[e] = 0
+    if pp.turnover_rate == 0.0 or pp.n_lev == 0:
+        return  # no draws: runs without turnover keep their random streams
+    n = min(poisson(ps.streams, e, pp.n_lev * pp.turnover_rate), TURNOVERS_PER_STEP)
+    for _ in range(n):
+        i = min(int(uniform(ps.streams, e) * pp.n_lev), pp.n_lev - 1)
+        side = BUY if uniform(ps.streams, e) < pp.long_share else SELL
+        a = pp.lev_start + i
+        if ps.hedged[e, i] or state.in_liquidation[e, a] or ps.turned_at[e, i] == state.step[e]:
+            continue
+        turn_over(params, state, pp, ps, e, i, side)
