@@ -186,23 +186,26 @@ def test_obliged_maker_stays_with_capped_spread():
     assert quotes[0] == (POST_ONLY, BUY, math.floor(100 * (1 - 0.0015) / 0.01), 10, 0)
 
 
+def one_long_trader(**extra):
+    """A tiny scenario with one 2x long trader with a 5% stop, against one desk."""
+    leveraged = {
+        "count": 1,
+        "long_share": 1.0,
+        "leverage_min": 2.0,
+        "leverage_max": 2.0,
+        "weights": {"PERP": 1.0},
+        "median_notional": {"PERP": 1000.0},
+        "stop_loss_share": 1.0,
+        "stop_distance": 0.05,
+        "entry_dispersion": 0.0,
+        "desks": 1,
+        **extra,
+    }
+    return tiny(**{"population.leveraged": leveraged})
+
+
 def test_stop_loss_closes_with_a_market_order_once_crossed():
-    raw = tiny(
-        **{
-            "population.leveraged": {
-                "count": 1,
-                "long_share": 1.0,
-                "leverage_min": 2.0,
-                "leverage_max": 2.0,
-                "weights": {"PERP": 1.0},
-                "median_notional": {"PERP": 1000.0},
-                "stop_loss_share": 1.0,
-                "stop_distance": 0.05,
-                "entry_dispersion": 0.0,
-                "desks": 1,
-            },
-        }
-    )
+    raw = one_long_trader()
     ex, pp, ps = build(load_scenario(raw), [0])
     trader = pp.lev_start
     lots = int(ex.state.pos[0, trader, 0])
@@ -218,23 +221,7 @@ def test_stop_loss_closes_with_a_market_order_once_crossed():
 
 
 def test_turnover_closes_reopens_and_rearms_the_stop():
-    raw = tiny(
-        **{
-            "population.leveraged": {
-                "count": 1,
-                "long_share": 1.0,
-                "leverage_min": 2.0,
-                "leverage_max": 2.0,
-                "weights": {"PERP": 1.0},
-                "median_notional": {"PERP": 1000.0},
-                "stop_loss_share": 1.0,
-                "stop_distance": 0.05,
-                "entry_dispersion": 0.0,
-                "desks": 1,
-                "holding_period": 1.0,  # one turnover per step on average
-            },
-        }
-    )
+    raw = one_long_trader(holding_period=1.0)  # one turnover per step on average
     ex, pp, ps = build(load_scenario(raw), [0])
     pp = pp._replace(long_share=0.0)  # opened long, reopens short
     s, trader = ex.state, pp.lev_start
