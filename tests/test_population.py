@@ -139,6 +139,27 @@ def test_maker_quotes_and_limits_notional_at_the_mark():
     ]
 
 
+@pytest.mark.parametrize(
+    "weight, ladder",
+    [
+        (0.0, []),  # still around the mark (100): every quote stays where it is
+        (0.5, [(BUY, 10039), (BUY, 10029), (SELL, 10061), (SELL, 10071)]),
+        (1.0, [(BUY, 10089), (BUY, 10079), (SELL, 10111), (SELL, 10121)]),
+    ],
+)
+def test_maker_centres_its_ladder_between_mark_and_index(weight, ladder):
+    changes = {
+        "population.makers.fair_index_weight": weight,
+        "population.makers.widen_volatility": 0.0,
+    }
+    ex, pp, ps = build(load_scenario(tiny(**changes)), [0])
+    step(ex, pp, ps)
+    ps.log_index[0, 0] = math.log(101.0)  # the index jumps 1% while the mark is at 100
+    step(ex, pp, ps)
+    # Half-spread 10 bps and step 10 bps around 100 + weight * (101 - 100).
+    assert [r[1:3] for r in rows(ps, 1) if r[0] == POST_ONLY] == ladder
+
+
 def test_maker_keeps_quotes_within_the_requote_band():
     ex, pp, ps = build(load_scenario(tiny(**{"population.makers.requote_bps": 5.0})), [0])
     step(ex, pp, ps)

@@ -180,6 +180,7 @@ def build_params(scenario) -> PopParams:
         loss_alpha=1.0 - 0.5 ** (1.0 / makers.loss_halflife),
         flatten_rate=makers.flatten_rate,
         requote=makers.requote_bps * 1e-4,
+        fair_index_weight=makers.fair_index_weight,
         quotes_at_mark=makers.quotes_at_mark,
         limits_at_mark=makers.limits_at_mark,
         threshold_loss=makers.loss * factor,

@@ -260,7 +260,10 @@ class Makers:
     target price. ``level_notional`` and ``inventory_limit`` are converted to
     lots at the start price, unless ``quotes_at_mark`` (quote sizes) and
     ``limits_at_mark`` (inventory limits) make them notional at the current
-    mark, as desks quote and limit their risk in USDT.
+    mark, as desks quote and limit their risk in USDT. The ladder is centred
+    on ``mark + fair_index_weight * (index - mark)``: 0 quotes around the
+    venue's own mark, 1 around the index, as a desk that prices from (and
+    hedges on) the index venues does.
     """
 
     firms: int = 5
@@ -289,6 +292,7 @@ class Makers:
     ramp_steps: int = 300
     quotes_at_mark: bool = False
     limits_at_mark: bool = False
+    fair_index_weight: float = 0.0
 
     def validate(self, where):
         check_number(f"{where}.firms", self.firms, 0, 100, integer=True)
@@ -301,6 +305,7 @@ class Makers:
         check_number(f"{where}.loss_halflife", self.loss_halflife, 1.0, 1e7)
         _fraction(where, "flatten_rate", self.flatten_rate)
         check_number(f"{where}.requote_bps", self.requote_bps, 0.0, 1000.0)
+        _fraction(where, "fair_index_weight", self.fair_index_weight, 0.0, 1.0)
         for name in ("loss", "inventory", "volatility", "liquidations"):
             check_number(f"{where}.{name}", getattr(self, name), 0.0, 1e6, lo_open=True)
         check_number(f"{where}.margin_floor", self.margin_floor, 1.0, 100.0)

@@ -3,7 +3,8 @@
 Each step a firm first updates its stress (the largest of its signals over
 its thresholds, see ``population.config.Makers``), then cancels last step's
 quotes and, unless it has withdrawn, quotes a ladder in every market it
-makes: around the mark, shifted against its inventory, half-spread widened
+makes: around its fair price (the mark, or the index for a desk that
+hedges on the index venues), shifted against its inventory, half-spread widened
 with volatility and liquidation flow, sizes scaled by its return ramp.
 """
 
@@ -98,6 +99,7 @@ def _quote_targets(params, state, pp, ps, e, f, a):
             continue
         tick = params.tick_size[k]
         mark = state.mark_price[e, k]
+        fair = mark + pp.fair_index_weight * (state.index_price[e, k] - mark)
         vol = math.sqrt(ps.vol_signal[e, k]) / pp.base_volatility[k]
         liq = ps.liq_signal[e, k] / pp.liquidation_reference[k]
         widening = 1.0 + pp.widen_volatility * max(vol - 1.0, 0.0)
@@ -127,9 +129,9 @@ def _quote_targets(params, state, pp, ps, e, f, a):
                 offset = half + i * pp.level_step[k]
                 # Past its inventory limit a firm only quotes the side that reduces it.
                 if q < 1.0 or pp.obliged:
-                    bid = max(math.floor(mark * (1.0 + shift - offset) / tick), 0)
+                    bid = max(math.floor(fair * (1.0 + shift - offset) / tick), 0)
                 if q > -1.0 or pp.obliged:
-                    ask = math.ceil(mark * (1.0 + shift + offset) / tick)
+                    ask = math.ceil(fair * (1.0 + shift + offset) / tick)
                     if params.market_kind[k] != PERP and state.pos[e, a, k] < size * (i + 1):
                         ask = 0
             ps.maker_target[e, f, k, 0, i] = bid

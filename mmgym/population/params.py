@@ -67,6 +67,7 @@ class PopParams(NamedTuple):
     loss_alpha: float
     flatten_rate: float
     requote: float  # fraction of price a resting quote may drift from its target
+    fair_index_weight: float  # ladder centre: mark + weight * (index - mark)
     quotes_at_mark: bool  # quote sizes notional at the mark, else lots at the start price
     limits_at_mark: bool  # inventory limits notional at the mark, else lots at the start
     threshold_loss: np.ndarray  # float64[F]

@@ -116,22 +116,25 @@ def oct10_criteria(base: dict, conversion: dict | None, obliged: dict | None) ->
 
 
 MIN_LIQUIDATIONS_FOR_SIDES = 10
+MAX_CALM_HOURLY_LIQUIDATIONS = 0.05  # of open interest; oct10 liquidates about half in an hour
 
 
-def calm_criteria(base: dict, reference_liquidations: float | None = None) -> list[Criterion]:
+def calm_criteria(base: dict) -> list[Criterion]:
     """Criteria of a calm run: no cascade, stylised facts of returns."""
     liq = base["liq_notional_long"] + base["liq_notional_short"]
     ratio = base["liq_long_short_ratio"]
     # A handful of liquidations cannot show a side; a cascade has hundreds.
     few = base["liq_count"] < MIN_LIQUIDATIONS_FOR_SIDES
     two_sided = few or (base["liq_notional_short"] > 0 and 0.2 <= ratio <= 5.0)
-    small = reference_liquidations is None or liq <= 0.1 * reference_liquidations
+    small = base["liq_densest_hour_of_oi"] <= MAX_CALM_HOURLY_LIQUIDATIONS
     return [
         Criterion(
-            "no cascade: no ADL, liquidations small and two-sided "
+            "no cascade: no ADL; liquidations small (densest hour <= "
+            f"{MAX_CALM_HOURLY_LIQUIDATIONS:.0%} of open interest) and two-sided "
             f"(sides from {MIN_LIQUIDATIONS_FOR_SIDES} on)",
             "(calm market)",
             f"ADL {base['adl_count']:.0f}; {liq / 1e6:.2f}M in {base['liq_count']:.0f}, "
+            f"densest hour {_pct(base['liq_densest_hour_of_oi'])} of OI, "
             f"long/short {ratio:.1f}x",
             base["adl_count"] == 0 and two_sided and small,
         ),

@@ -100,7 +100,9 @@ def markdown(result, criteria: list[Criterion]) -> str:
         "|---|---|---|---|",
     ]
     for c in criteria:
-        lines.append(f"| {c.name} | {c.published} | {c.simulated} | {'yes' if c.holds else 'NO'} |")
+        cells = (c.name, c.published, c.simulated, "yes" if c.holds else "NO")
+        # "|returns|" would end a cell early.
+        lines.append("| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |")
     lines += ["", "## Summary", "", "| figure | value |", "|---|---|"]
     lines += [f"| {k} | {v:.6g} |" for k, v in result.summary.items()]
     lines += [

@@ -13,7 +13,8 @@ import math
 
 import numpy as np
 
-WINDOW_40_MIN = 2400  # steps of one second
+WINDOW_40_MIN = 2400  # seconds
+WINDOW_HOUR = 3600  # seconds
 
 
 def _pre(series, lo, hi):
@@ -66,7 +67,8 @@ def summarise(scenario, timeline) -> dict:
         depth_pre = _pre(depth, *pre)
         depth_low, depth_low_step = _trough(depth, start)
         out["alt_depth_pre"] = depth_pre
-        out["alt_depth_drop"] = 1.0 - depth_low / depth_pre
+        # No depth before the shock leaves nothing to fall from.
+        out["alt_depth_drop"] = 1.0 - depth_low / depth_pre if depth_pre > 0 else math.nan
         # Recovery counts from the market low (the major's), as in OCT10.md's timeline.
         recovered = np.flatnonzero(depth[major_low_step:] >= 0.8 * depth_pre)
         out["depth_recovery_minutes"] = float(recovered[0]) * dt_min if recovered.size else math.inf
@@ -96,7 +98,12 @@ def summarise(scenario, timeline) -> dict:
     out["fund_drawdown"] = 1.0 - float(fund[start:].min()) / fund_pre if fund_pre > 0 else 0.0
     out["socialised_loss"] = float(timeline["socialised_loss"][-1])
     oi = sum(timeline["open_interest"][n] for n in names if n != roles["collateral"])
-    out["open_interest_drop"] = 1.0 - float(oi[start:].min()) / _pre(oi, *pre)
+    oi_pre = _pre(oi, *pre)
+    out["open_interest_drop"] = 1.0 - float(oi[start:].min()) / oi_pre
+    # A cascade liquidates tens of percent of open interest within the hour.
+    hour = min(int(round(WINDOW_HOUR / scenario.dt)), len(total))
+    densest_hour = np.convolve(total, np.ones(hour), mode="valid").max() if total.sum() > 0 else 0.0
+    out["liq_densest_hour_of_oi"] = float(densest_hour / oi_pre) if oi_pre > 0 else math.nan
     if roles["collateral"]:
         c = roles["collateral"]
         coll_pre = _pre(timeline["collateral_price"][c], *pre)
@@ -107,6 +114,7 @@ def summarise(scenario, timeline) -> dict:
         book_low, _ = _trough(timeline["last"][c], start)
         out["collateral_book_depeg"] = 1.0 - book_low / _pre(timeline["last"][c], *pre)
     out["mm_quoting_min"] = float(timeline["mm_quoting"][start:].min())
+    out["mm_all_away_share"] = float((timeline["mm_quoting"][start:] == 0).mean())
     out.update(stylised_facts(major_last, scenario.dt))
     return out
 
