@@ -385,6 +385,10 @@ def test_index_follows_scheduled_shock_and_rebound():
             {"population.leveraged.holding_period": 0.5},
             r"population.leveraged.holding_period must be in \[1.0, inf\]",
         ),
+        (
+            {"population.makers.fair_index_weight": -0.1},
+            r"population.makers.fair_index_weight must be in \[0.0, 1.0\]",
+        ),
         ({"population.shocks": [{"market": "XYZ"}]}, r"population.shocks\[0\].market must name"),
         (
             {"switches": {"circuit_breakr": 0.1}},
