@@ -39,6 +39,14 @@ def shock_window(scenario) -> tuple[int, int]:
     return scenario.steps // 10, 0  # no shock within the run
 
 
+def _densest_window(series, seconds, dt):
+    """Largest sum of ``series`` over any window of ``seconds`` (the whole run if shorter)."""
+    if series.sum() <= 0:
+        return 0.0
+    window = min(int(round(seconds / dt)), len(series))
+    return float(np.convolve(series, np.ones(window), mode="valid").max())
+
+
 def _trough(series, start):
     """Lowest value from ``start`` on, and its step."""
     tail = np.where(np.isnan(series[start:]), np.inf, series[start:])
@@ -80,8 +88,7 @@ def summarise(scenario, timeline) -> dict:
     out["liq_notional_long"] = float(longs.sum())
     out["liq_notional_short"] = float(shorts.sum())
     out["liq_long_short_ratio"] = float(longs.sum() / max(shorts.sum(), 1.0))
-    window = min(int(round(WINDOW_40_MIN / scenario.dt)), len(total))
-    dense = np.convolve(total, np.ones(window), mode="valid").max() if total.sum() > 0 else 0.0
+    dense = _densest_window(total, WINDOW_40_MIN, scenario.dt)
     out["liq_share_densest_40min"] = float(dense / total.sum()) if total.sum() > 0 else 0.0
     out["liq_count"] = float(sum(timeline["liq_count"][n].sum() for n in names))
     adl = sum(timeline["adl_notional"][n] for n in names)
@@ -101,8 +108,7 @@ def summarise(scenario, timeline) -> dict:
     oi_pre = _pre(oi, *pre)
     out["open_interest_drop"] = 1.0 - float(oi[start:].min()) / oi_pre
     # A cascade liquidates tens of percent of open interest within the hour.
-    hour = min(int(round(WINDOW_HOUR / scenario.dt)), len(total))
-    densest_hour = np.convolve(total, np.ones(hour), mode="valid").max() if total.sum() > 0 else 0.0
+    densest_hour = _densest_window(total, WINDOW_HOUR, scenario.dt)
     out["liq_densest_hour_of_oi"] = float(densest_hour / oi_pre) if oi_pre > 0 else math.nan
     if roles["collateral"]:
         c = roles["collateral"]
