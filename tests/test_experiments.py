@@ -62,3 +62,12 @@ def test_jobs_must_be_positive(capsys):
     with pytest.raises(SystemExit):
         main(["--quick", "--jobs", "0"])
     assert "--jobs must be >= 1" in capsys.readouterr().err
+
+
+def test_regimes_must_be_known(capsys):
+    from mmgym.experiments.incentives import main
+
+    with pytest.raises(SystemExit):
+        main(["--quick", "--regimes", "obligation", "anarchy"])
+    err = capsys.readouterr().err
+    assert "--regimes" in err and "anarchy" in err

@@ -266,8 +266,9 @@ def test_turnover_closes_reopens_and_rearms_the_stop():
     assert ps.stop_price[0, 0] == s.entry[0, trader, 0] * (1.0 + ps.stop_gap[0, 0])
 
 
-def test_anchor_buys_below_the_index_in_proportion_to_the_gap():
-    raw = tiny(
+def _anchor_only():
+    """TINY with one anchor trader in PERP (threshold 1%, 10 lots a threshold) and no firm."""
+    return tiny(
         **{
             "population.flow": {
                 "PERP": {
@@ -283,13 +284,27 @@ def test_anchor_buys_below_the_index_in_proportion_to_the_gap():
         },
         **{"population.makers.firms": 0},
     )
-    ex, pp, ps = build(load_scenario(raw), [0])
+
+
+def test_anchor_buys_below_the_index_in_proportion_to_the_gap():
+    ex, pp, ps = build(load_scenario(_anchor_only()), [0])
     seller = pp.flow_start + 0  # the noise account of PERP rests an ask at 97
     ex.step([[0, 0, seller, 0, SELL, 9700, 50, 0]])
     step(ex, pp, ps)
     anchor = pp.flow_start + 1
     # Gap -3% is 3 thresholds: int(10 lots * 3) + 1 = 31 lots, IOC limited at 99.
     assert rows(ps, anchor) == [(IOC, BUY, 9900, 31, 0)]
+
+
+def test_anchor_sends_at_the_band_edge_when_its_bound_is_outside():
+    ex, pp, ps = build(load_scenario(_anchor_only()), [0])
+    seller = pp.flow_start + 0
+    ex.step([[0, 0, seller, 0, SELL, 9700, 50, 0]])
+    # A mark far below the index: 99 is outside the 5% band around 90 (85.5-94.5),
+    # so the venue would reject it; the anchor buys at the band's top instead.
+    ex.state.mark_price[0, 0] = 90.0
+    step(ex, pp, ps)
+    assert rows(ps, pp.flow_start + 1) == [(IOC, BUY, 9450, 31, 0)]
 
 
 def test_limit_orders_sit_further_from_a_jumpy_mark():

@@ -3,6 +3,7 @@ and what do obligations or liability do to the cascade?
 
     python -m mmgym.experiments.incentives                 # full run (see --help)
     python -m mmgym.experiments.incentives --quick         # minutes, for CI
+    python -m mmgym.experiments.incentives --regimes obligation --train-seeds 3 4 5
 
 For each regime (``freedom``, ``obligation``, ``liability``) and training
 seed, PPO trains a market maker on ``oct10`` (episodes start at a random
@@ -68,6 +69,7 @@ class Budget:
     # Episodes start at a random engine step in this range: in oct10 before its
     # shock (step 3000), so the clock does not tell when it comes.
     starts: dict[str, tuple[int, int]]
+    regimes: tuple[str, ...] = REGIMES
 
 
 FULL = Budget(
@@ -125,7 +127,7 @@ def train_policies(budget: Budget, out: Path, progress_bar: bool, jobs: int = 1)
     {regime: [(seed, policy loaded from its run directory, fps)]}."""
     from agents.runs import load_run
 
-    runs = [(regime, seed) for regime in REGIMES for seed in budget.train_seeds]
+    runs = [(regime, seed) for regime in budget.regimes for seed in budget.train_seeds]
     argv = list(sys.argv)
     if jobs == 1:
         fps = [train_one(budget, out, r, s, argv, progress_bar) for r, s in runs]
@@ -134,7 +136,7 @@ def train_policies(budget: Budget, out: Path, progress_bar: bool, jobs: int = 1)
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             pending = [pool.submit(train_one, budget, out, r, s, argv, False) for r, s in runs]
             fps = [p.result() for p in pending]
-    trained = {regime: [] for regime in REGIMES}
+    trained = {regime: [] for regime in budget.regimes}
     for (regime, seed), f in zip(runs, fps, strict=True):
         policy = load_run(out / "runs" / f"{regime}-{seed}").policy
         trained[regime].append((seed, policy, f))
@@ -157,7 +159,7 @@ def evaluate_all(trained: dict, budget: Budget) -> dict:
         kwargs = env_kwargs(scenario, budget)
         setup = agent_setup(load_scenario(scenario), **kwargs)
         results[scenario] = {}
-        for regime in REGIMES:
+        for regime in budget.regimes:
             table = {}
             runs = []
             for seed, policy, _ in trained[regime]:
@@ -260,6 +262,9 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--jobs", type=int, default=1, help="training runs at a time, one process each (1)"
     )
+    parser.add_argument(
+        "--regimes", nargs="+", choices=REGIMES, help="regimes to train and evaluate (all)"
+    )
     args = parser.parse_args(argv)
     budget = QUICK if args.quick else FULL
     changes = {
@@ -267,6 +272,7 @@ def main(argv=None) -> None:
         "train_seeds": tuple(args.train_seeds) if args.train_seeds else None,
         "eval_seeds": tuple(args.eval_seeds) if args.eval_seeds else None,
         "n_envs": args.n_envs,
+        "regimes": tuple(dict.fromkeys(args.regimes)) if args.regimes else None,
     }
     budget = dataclasses.replace(budget, **{k: v for k, v in changes.items() if v is not None})
     if budget.total_timesteps < 1 or budget.n_envs < 1:

@@ -7,6 +7,7 @@ import math
 from .._jit import inline_kernel, kernel
 from ..core.book import best_price
 from ..core.codes import ASK, BID, BUY, CANCEL_ALL, IOC, LIMIT, MARKET, PERP, SELL
+from ..core.orders import band_ticks
 from .orders import push
 from .rng import exponential, pareto, poisson, uniform
 
@@ -33,17 +34,21 @@ def _gap_trade(params, state, ps, e, k, a, gap, threshold, lots, capacity, refer
     Buys when the best ask is below ``reference * (1 - threshold)``, sells when
     the best bid is above ``reference * (1 + threshold)``, with an IOC limited
     at that bound, in size growing with the gap, while |position| < capacity.
+    A bound outside the venue's price band is brought to the band's edge: the
+    venue would reject it, and a trader who wants the price back keeps buying
+    (or selling) at the best price the venue accepts.
     """
     tick = params.tick_size[k]
     pos = state.pos[e, a, k]
+    lo, hi = band_ticks(params, state, e, k)
     if gap < -threshold and pos < capacity:
-        limit = math.floor(reference * (1.0 - threshold) / tick)
+        limit = min(math.floor(reference * (1.0 - threshold) / tick), hi)
         size = min(int(lots * min(-gap / threshold, 5.0)) + 1, int(capacity - pos))
         if size > 0:
             push(ps, e, k, a, IOC, BUY, limit, size, 0, -1)
     elif gap > threshold and pos > -capacity:
         room = capacity + pos if params.market_kind[k] == PERP else pos  # spot: only holdings
-        limit = math.ceil(reference * (1.0 + threshold) / tick)
+        limit = max(math.ceil(reference * (1.0 + threshold) / tick), lo)
         size = min(int(lots * min(gap / threshold, 5.0)) + 1, int(room))
         if size > 0:
             push(ps, e, k, a, IOC, SELL, limit, size, 0, -1)
