@@ -42,6 +42,7 @@ def test_quick_experiment_writes_table_figures_and_json(quick_run):
         assert (out / f"{regime}.png").stat().st_size > 10_000
         assert (out / "runs" / f"{regime}-0" / "model.zip").is_file()
         assert text.count(f"| {regime} | ppo |") == len(EVAL_SCENARIOS)
+        assert text.count(f"| {regime} | 0 |") == len(EVAL_SCENARIOS)  # per training seed
     # The oct10 window reaches the shock: the stress indicator turns on.
     assert max(results["series"]["freedom"]["stressed"]) == 1
 

@@ -17,7 +17,7 @@ and ``calm`` with held-out seeds. The output directory gets:
   liquidation and ADL notional, insurance-fund drawdown, MM PnL and reward.
   For a learned policy the interval is over training seeds (each seed's
   value is its mean over the evaluation seeds); for a baseline, over the
-  evaluation seeds.
+  evaluation seeds. Then the learned makers again, one training seed a row.
 * ``<regime>.png``: depth and price through ``oct10`` with the learned
   maker's quoting shaded and the stress indicator marked (first training
   seed, first evaluation seed);
@@ -212,7 +212,24 @@ def markdown(results: dict, budget: Budget) -> str:
                 cells = [_cell([r[key] for r in rows]) for key, _ in TABLE]
                 lines.append(f"| {regime} | {policy} | " + " | ".join(cells) + " |")
         lines.append("")
+        lines += _per_seed(scenario, by_regime)
     return "\n".join(lines)
+
+
+def _per_seed(scenario: str, by_regime: dict) -> list[str]:
+    """The learned makers one training seed a row: training can settle in different
+    modes (e.g. surviving the crash or not), which a mean over seeds hides."""
+    lines = [
+        f"Learned makers on `{scenario}` per training seed (means over evaluation seeds):",
+        "",
+        "| regime | training seed | " + " | ".join(label for _, label in TABLE) + " |",
+        "|---|---|" + "---|" * len(TABLE),
+    ]
+    for regime, table in by_regime.items():
+        for row in table["ppo"]:
+            cells = [f"{row[key]:.3g}" for key, _ in TABLE]
+            lines.append(f"| {regime} | {row['train_seed']} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def figure(regime: str, series: dict, path: Path) -> None:
