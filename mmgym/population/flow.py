@@ -40,14 +40,15 @@ def _gap_trade(params, state, ps, e, k, a, gap, threshold, lots, capacity, refer
     """
     tick = params.tick_size[k]
     pos = state.pos[e, a, k]
-    lo, hi = band_ticks(params, state, e, k)
     if gap < -threshold and pos < capacity:
+        _, hi = band_ticks(params, state, e, k)  # only when trading: this runs every step
         limit = min(math.floor(reference * (1.0 - threshold) / tick), hi)
         size = min(int(lots * min(-gap / threshold, 5.0)) + 1, int(capacity - pos))
         if size > 0:
             push(ps, e, k, a, IOC, BUY, limit, size, 0, -1)
     elif gap > threshold and pos > -capacity:
         room = capacity + pos if params.market_kind[k] == PERP else pos  # spot: only holdings
+        lo, _ = band_ticks(params, state, e, k)
         limit = max(math.ceil(reference * (1.0 + threshold) / tick), lo)
         size = min(int(lots * min(gap / threshold, 5.0)) + 1, int(room))
         if size > 0:
