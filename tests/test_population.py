@@ -18,6 +18,7 @@ from mmgym.core.codes import (
     SELL,
 )
 from mmgym.core.config import ConfigError
+from mmgym.core.margin import equity_and_mm
 from mmgym.population.step import run_episode
 from mmgym.scenario import build, load_scenario
 from mmgym.scenario.runner import Logs
@@ -425,6 +426,21 @@ def test_unknown_scenario_and_override():
         load_scenario("nope")
     with pytest.raises(ConfigError, match="unknown override 'colour'"):
         load_scenario("calm", colour="red")
+
+
+def test_no_account_starts_below_maintenance_margin():
+    # Seed 38 once drew a hedge whose alt leg was sized by the major's bracket:
+    # it started at a fifth of its maintenance margin and was liquidated at once.
+    ex, _, _ = build(load_scenario("oct10"), range(40))
+    accounts = range(ex.state.pos.shape[1])
+    ratios = [
+        eq / mm
+        for e in range(40)
+        for eq, mm in (equity_and_mm(ex.params, ex.state, e, a) for a in accounts)
+        if mm > 0
+    ]
+    worst = min(ratios)
+    assert worst > 1.0
 
 
 def test_same_seed_same_run_and_conservation():

@@ -308,11 +308,13 @@ def _open_leveraged(s, e, rng, scenario, layout, start, lot, deposits, holdings,
     stop_gap = lev.stop_distance * rng.uniform(0.5, 1.5, n)
     desks = layout.desk_start + np.arange(n) % layout.n_desks
     hedge_k = names.index(lev.hedge_market) if lev.hedged_share > 0 else 0
-    # Nobody runs more leverage than the bracket of their size allows.
+    # Nobody runs more leverage than the bracket of their size allows, in each
+    # leg: a hedge's alt leg sits in a much stricter bracket than its major leg.
     for i in range(n):
-        brackets = scenario.exchange.markets[int(market[i])].brackets
-        allowed = brackets[tier_of(notional[i], brackets)].max_leverage
-        leverage[i] = min(leverage[i], 0.8 * allowed)
+        for k in (0, hedge_k) if hedged[i] else (int(market[i]),):
+            brackets = scenario.exchange.markets[k].brackets
+            allowed = brackets[tier_of(notional[i], brackets)].max_leverage
+            leverage[i] = min(leverage[i], 0.8 * allowed)
     for i in range(n):
         a = layout.lev_start + i
         legs = [(int(market[i]), int(side[i]))]
