@@ -72,3 +72,15 @@ def test_regimes_must_be_known(capsys):
         main(["--quick", "--regimes", "obligation", "anarchy"])
     err = capsys.readouterr().err
     assert "--regimes" in err and "anarchy" in err
+
+
+def test_a_bad_config_fails_before_training(capsys, tmp_path):
+    from mmgym.experiments.incentives import main
+
+    bad = tmp_path / "ppo.yaml"
+    bad.write_text("default:\n  policy: MlpPolicy\nmmgym/MarketMaking-v0:\n  n_stepz: 64\n")
+    with pytest.raises(SystemExit):
+        main(["--quick", "--config", str(bad), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert "--config" in err and "n_stepz" in err
+    assert not (tmp_path / "out").exists()

@@ -98,6 +98,8 @@ def test_shipped_configs_load_and_round_trip(tmp_path):
         assert load_hyperparams(algo, path) == hp
     merged = load_hyperparams("ppo", n_timesteps=64, n_envs=3)
     assert (merged.n_timesteps, merged.n_envs, merged.policy) == (64, 3, "MlpPolicy")
+    long = load_hyperparams("ppo", ROOT / "configs" / "hyperparams" / "ppo_long_rollouts.yaml")
+    assert (long.n_envs * long.algo_kwargs["n_steps"], long.algo_kwargs["n_epochs"]) == (8192, 10)
     assert merged.model_policy_kwargs()["activation_fn"].__name__ == "Tanh"
 
 

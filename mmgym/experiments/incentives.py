@@ -4,6 +4,7 @@ and what do obligations or liability do to the cascade?
     python -m mmgym.experiments.incentives                 # full run (see --help)
     python -m mmgym.experiments.incentives --quick         # minutes, for CI
     python -m mmgym.experiments.incentives --regimes obligation --train-seeds 3 4 5
+    python -m mmgym.experiments.incentives --config configs/hyperparams/ppo_long_rollouts.yaml
 
 For each regime (``freedom``, ``obligation``, ``liability``) and training
 seed, PPO trains a market maker on ``oct10`` (episodes start at a random
@@ -70,6 +71,8 @@ class Budget:
     # shock (step 3000), so the clock does not tell when it comes.
     starts: dict[str, tuple[int, int]]
     regimes: tuple[str, ...] = REGIMES
+    # PPO hyperparameters (rl-zoo3 YAML); None: configs/hyperparams/ppo.yaml.
+    config: str | None = None
 
 
 FULL = Budget(
@@ -109,6 +112,7 @@ def train_one(budget: Budget, out: Path, regime: str, seed: int, argv, progress_
         eval_seeds=budget.eval_seeds,
         yardstick=False,
         horizon=budget.horizon,
+        config=budget.config,
         # Trained as evaluated: a liquidated maker stays in the episode, so
         # the duties it then misses and the losses it then bears still count.
         env_kwargs={
@@ -280,6 +284,9 @@ def main(argv=None) -> None:
         "--jobs", type=int, default=1, help="training runs at a time, one process each (1)"
     )
     parser.add_argument(
+        "--config", type=Path, help="PPO hyperparameters YAML (configs/hyperparams/ppo.yaml)"
+    )
+    parser.add_argument(
         "--regimes", nargs="+", choices=REGIMES, help="regimes to train and evaluate (all)"
     )
     args = parser.parse_args(argv)
@@ -290,12 +297,23 @@ def main(argv=None) -> None:
         "eval_seeds": tuple(args.eval_seeds) if args.eval_seeds else None,
         "n_envs": args.n_envs,
         "regimes": tuple(dict.fromkeys(args.regimes)) if args.regimes else None,
+        "config": str(args.config) if args.config else None,
     }
     budget = dataclasses.replace(budget, **{k: v for k, v in changes.items() if v is not None})
     if budget.total_timesteps < 1 or budget.n_envs < 1:
         parser.error("--total-timesteps and --n-envs must be >= 1")
     if args.jobs < 1:
         parser.error(f"--jobs must be >= 1, got {args.jobs}")
+    if budget.config is not None:
+        from agents.hyperparams import load_hyperparams
+        from mmgym.core.config import ConfigError
+
+        try:  # a bad file fails now, not in the first training process
+            load_hyperparams(
+                "ppo", budget.config, n_timesteps=budget.total_timesteps, n_envs=budget.n_envs
+            )
+        except ConfigError as error:
+            parser.error(f"--config: {error}")
     import torch
 
     torch.set_num_threads(1)  # small MLPs: one thread is faster than contending for two
