@@ -433,14 +433,13 @@ def test_no_account_starts_below_maintenance_margin():
     # it started at a fifth of its maintenance margin and was liquidated at once.
     ex, _, _ = build(load_scenario("oct10"), range(40))
     accounts = range(ex.state.pos.shape[1])
-    ratios = [
+    ratios = (
         eq / mm
         for e in range(40)
         for eq, mm in (equity_and_mm(ex.params, ex.state, e, a) for a in accounts)
         if mm > 0
-    ]
-    worst = min(ratios)
-    assert worst > 1.0
+    )
+    assert min(ratios) > 1.0
 
 
 def test_same_seed_same_run_and_conservation():

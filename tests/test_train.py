@@ -98,9 +98,9 @@ def test_shipped_configs_load_and_round_trip(tmp_path):
         assert load_hyperparams(algo, path) == hp
     merged = load_hyperparams("ppo", n_timesteps=64, n_envs=3)
     assert (merged.n_timesteps, merged.n_envs, merged.policy) == (64, 3, "MlpPolicy")
+    assert merged.model_policy_kwargs()["activation_fn"].__name__ == "Tanh"
     long = load_hyperparams("ppo", ROOT / "configs" / "hyperparams" / "ppo_long_rollouts.yaml")
     assert (long.n_envs * long.algo_kwargs["n_steps"], long.algo_kwargs["n_epochs"]) == (8192, 10)
-    assert merged.model_policy_kwargs()["activation_fn"].__name__ == "Tanh"
 
 
 def test_a_used_run_dir_is_refused(tmp_path):
