@@ -308,10 +308,11 @@ def _open_leveraged(s, e, rng, scenario, layout, start, lot, deposits, holdings,
     stop_gap = lev.stop_distance * rng.uniform(0.5, 1.5, n)
     desks = layout.desk_start + np.arange(n) % layout.n_desks
     hedge_k = names.index(lev.hedge_market) if lev.hedged_share > 0 else 0
+    hedge_legs = [(0, 1), (hedge_k, -1)]  # long the first perp, short the hedge market
     # Nobody runs more leverage than the bracket of their size allows, in each
     # leg: a hedge's alt leg sits in a much stricter bracket than its major leg.
     for i in range(n):
-        for k in (0, hedge_k) if hedged[i] else (int(market[i]),):
+        for k, _ in hedge_legs if hedged[i] else [(int(market[i]), 0)]:
             brackets = scenario.exchange.markets[k].brackets
             allowed = brackets[tier_of(notional[i], brackets)].max_leverage
             leverage[i] = min(leverage[i], 0.8 * allowed)
@@ -319,7 +320,7 @@ def _open_leveraged(s, e, rng, scenario, layout, start, lot, deposits, holdings,
         a = layout.lev_start + i
         legs = [(int(market[i]), int(side[i]))]
         if hedged[i]:
-            legs = [(0, 1), (hedge_k, -1)]
+            legs = hedge_legs
         margin = 0.0
         for k, sgn in legs:
             price = round(start[k] * entry_scale[i] / scenario.exchange.markets[k].tick_size)
