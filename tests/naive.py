@@ -33,6 +33,7 @@ from mmgym.core.codes import (
     E_FEES,
     E_FUND_PAYOUT,
     E_FUND_UTILISATION,
+    E_FUND_UTILISATION_AT_ADL,
     E_INSURANCE_FUND,
     E_SOCIALISED_LOSS,
     ENV_STAT_NAMES,
@@ -322,6 +323,7 @@ class NaiveExchange:
         self.socialised_loss = 0.0
         self.fund_payout = 0.0
         self.env_stats = [0.0] * len(ENV_STAT_NAMES)
+        self.env_stats[E_FUND_UTILISATION_AT_ADL] = NAN
         self.fill_log = []  # every fill ever: [step, market, maker, taker, price, qty, side, liq]
 
     # -- set-up ----------------------------------------------------------------------
@@ -672,15 +674,18 @@ class NaiveExchange:
         side = 1 if p > 0 else -1
         lots = abs(p)
         price = self.bankruptcy_price(a, k)
-        taken = self.fund_capacity(k, side, lots)
-        if taken > 0:
+        rest = lots
+        while rest > 0 and (taken := self.fund_capacity(k, side, rest)) > 0:
             if side > 0:
                 value = self.transfer(k, FUND, a, price, taken)
             else:
                 value = self.transfer(k, a, FUND, price, taken)
             m.stats[S_TAKEOVER_NOTIONAL] += value
-        rest = lots - taken
+            rest -= taken
         if rest > 0:
+            seen = self.env_stats[E_FUND_UTILISATION_AT_ADL]
+            if math.isnan(seen) or self.fund_utilisation() < seen:
+                self.env_stats[E_FUND_UTILISATION_AT_ADL] = self.fund_utilisation()
             if self.adl_formula == ADL_HYPERLIQUID:
                 price = m.mark
             self.deleverage(a, k, rest, price)
@@ -968,6 +973,7 @@ class NaiveExchange:
             m.unwind_budget = m.unwind_cap
             for s in range(S_VOLUME, S_ADL_NOTIONAL + 1):
                 m.stats[s] = 0.0
+        self.env_stats[E_FUND_UTILISATION_AT_ADL] = NAN
         results = [self.process(row) for row in orders]
         self.update_prices()
         self.update_breakers()

@@ -1,5 +1,7 @@
 """Hand-built liquidation cascades with figures computed by hand in the comments."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -81,6 +83,7 @@ def test_cascade_walks_book_then_fund_absorbs_then_adl_hits_top_short():
     assert ex.state.cash[0, 2] == pytest.approx(0.0, abs=1e-9)
     assert ex.state.cash[0, FUND] == pytest.approx(2003.0)
     assert ex.state.pos[0, 3, 0] == 20 and ex.state.pos[0, 6, 0] == 30
+    assert math.isnan(ex.env_stats()["fund_utilisation_at_adl"])  # no ADL in this step
 
     # Step 2: gap to 85, both remaining longs are under water (equity -80 and -120).
     # No bid above their BP of 89: account 3's 20 lots go to the fund at 89 (the fund
@@ -101,6 +104,9 @@ def test_cascade_walks_book_then_fund_absorbs_then_adl_hits_top_short():
     assert ex.state.realised_pnl[0, 4] == pytest.approx(28 * 11.0)
     assert ex.env_stats()["insurance_fund"] == pytest.approx(2003.0 + 22 * (85.0 - 89.0))
     assert ex.env_stats()["socialised_loss"] == pytest.approx(0.0, abs=1e-9)
+    # When ADL starts the fund holds 22 lots at mark 85 against a limit of its equity,
+    # 1915: a 23rd lot would not fit.
+    assert ex.env_stats()["fund_utilisation_at_adl"] == pytest.approx(22 * 85.0 / 1915.0)
     inv = ex.invariants()
     assert inv["position_imbalance"] == 0 and inv["cash_drift"] < 1e-9
 
@@ -152,6 +158,39 @@ def test_adl_strips_the_profitable_hedge_leg_first():
     assert ex.state.pos[0, hedger].tolist() == [0, 0]
     assert ex.market_stats()["MAJOR"]["liq_count_long"] == 1
     assert ex.state.pos[0, maker, 0] == 0
+    inv = ex.invariants()
+    assert inv["position_imbalance"] == 0 and inv["cash_drift"] < 1e-9
+
+
+def test_fund_takes_over_again_with_what_a_takeover_below_the_mark_earned():
+    config = ExchangeConfig(
+        markets=(market("ALT", brackets=((0.0, 10.0, 0.10),), fund_unwind_cap=0.0),),
+        n_accounts=3,
+        basis_window=1,
+        insurance_fund=1000.0,
+    )
+    ex = Exchange(config)
+    ex.open([100.0])
+    maker, long_, short = 1, 2, 3
+    ex.deposit(maker, 1e6, leverage=10)
+    ex.deposit(long_, 600.0, leverage=10)  # long 30 @ 100: BP 80, liquidated below 88.89
+    ex.deposit(short, 1e5, leverage=10)
+    ex.step([order(0, short, LIMIT, SELL, 100.0, 30), order(0, long_, MARKET, BUY, 0, 30)])
+
+    # Index 88, book 79 / 88.20, last 100: mark 88, under the long's 88.89 but above
+    # its BP of 80. No bid at 80 or more, so the fund takes over at 80: 11 lots fit
+    # its limit of 1000 at 88. They earn it 11 * 8 = 88, and 1088 makes room for a
+    # 12th lot (earning 8 more); 1096 has no room for a 13th, so 18 lots go to ADL.
+    ex.step(
+        [order(0, maker, LIMIT, BUY, 79.0, 5), order(0, maker, LIMIT, SELL, 88.2, 5)], [88.0]
+    )
+    stats = ex.market_stats()["ALT"]
+    assert stats["mark"] == pytest.approx(88.0)
+    assert ex.state.pos[0, :, 0].tolist() == [12, 0, 0, -12]
+    assert stats["takeover_notional"] == pytest.approx(12 * 80.0)
+    assert stats["adl_notional"] == pytest.approx(18 * 80.0)
+    assert ex.env_stats()["insurance_fund"] == pytest.approx(1096.0)
+    assert ex.env_stats()["fund_utilisation_at_adl"] == pytest.approx(12 * 88.0 / 1096.0)
     inv = ex.invariants()
     assert inv["position_imbalance"] == 0 and inv["cash_drift"] < 1e-9
 

@@ -126,7 +126,8 @@ MARKET_STAT_NAMES = (
     E_FEES,
     E_ACCOUNTS_IN_LIQ,
     E_FUND_UTILISATION,
-) = range(6)
+    E_FUND_UTILISATION_AT_ADL,
+) = range(7)
 ENV_STAT_NAMES = (
     "insurance_fund",
     "fund_payout",
@@ -134,4 +135,5 @@ ENV_STAT_NAMES = (
     "fees_collected",
     "accounts_in_liquidation",
     "fund_utilisation",
+    "fund_utilisation_at_adl",
 )

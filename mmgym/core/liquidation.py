@@ -36,6 +36,7 @@ from .book import match
 from .codes import (
     ADL_HYPERLIQUID,
     BUY,
+    E_FUND_UTILISATION_AT_ADL,
     PERP,
     S_LIQ_COUNT_LONG,
     S_LIQ_COUNT_SHORT,
@@ -129,21 +130,39 @@ def fund_utilisation(params, state, e):
 
 
 @kernel
+def _record_utilisation_at_adl(params, state, e):
+    """Keep the step's lowest fund utilisation at the moment ADL starts.
+
+    The end-of-step reading can differ: later trades of the step move the
+    fund's equity, and so its limit.
+    """
+    u = fund_utilisation(params, state, e)
+    seen = state.env_stats[e, E_FUND_UTILISATION_AT_ADL]
+    if math.isnan(seen) or u < seen:
+        state.env_stats[e, E_FUND_UTILISATION_AT_ADL] = u
+
+
+@kernel
 def close_at_bankruptcy(params, state, e, a, k):
     """Hand account ``a``'s whole position in ``k`` to the fund, the rest to ADL."""
     p = state.pos[e, a, k]
     side = 1 if p > 0 else -1
     lots = abs(p)
     price = bankruptcy_price(params, state, e, a, k)
-    taken = fund_capacity(params, state, e, k, side, lots)
-    if taken > 0:
+    rest = lots
+    while rest > 0:
+        # A takeover below the mark raises the fund's equity, and so its limit: take again.
+        taken = fund_capacity(params, state, e, k, side, rest)
+        if taken == 0:
+            break
         if side > 0:
             value = transfer(params, state, e, k, FUND, a, price, taken)
         else:
             value = transfer(params, state, e, k, a, FUND, price, taken)
         state.market_stats[e, k, S_TAKEOVER_NOTIONAL] += value
-    rest = lots - taken
+        rest -= taken
     if rest > 0:
+        _record_utilisation_at_adl(params, state, e)
         if params.adl_formula == ADL_HYPERLIQUID:
             price = state.mark_price[e, k]  # Hyperliquid closes at the previous mark
         deleverage(params, state, e, a, k, rest, price)

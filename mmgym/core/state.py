@@ -18,7 +18,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .codes import ENV_STAT_NAMES, FILL_COLUMNS, MARKET_STAT_NAMES
+from .codes import E_FUND_UTILISATION_AT_ADL, ENV_STAT_NAMES, FILL_COLUMNS, MARKET_STAT_NAMES
 from .config import ExchangeConfig
 
 FUND = 0  # account index of the insurance fund in every env
@@ -173,6 +173,7 @@ def allocate_state(config: ExchangeConfig, n_envs: int) -> State:
         rank_scratch=f64(e, 2, a),
     )
     state.cash[:, FUND] = config.insurance_fund
+    state.env_stats[:, E_FUND_UTILISATION_AT_ADL] = np.nan  # no ADL yet
     return state
 
 

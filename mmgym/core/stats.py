@@ -12,6 +12,7 @@ from .codes import (
     E_ACCOUNTS_IN_LIQ,
     E_FEES,
     E_FUND_PAYOUT,
+    E_FUND_UTILISATION_AT_ADL,
     E_INSURANCE_FUND,
     E_SOCIALISED_LOSS,
     S_ADL_NOTIONAL,
@@ -36,6 +37,7 @@ from .state import FUND
 @kernel
 def reset_flow_stats(state, e):
     """Zero the statistics that accumulate over a step (volume, liquidations, ADL)."""
+    state.env_stats[e, E_FUND_UTILISATION_AT_ADL] = math.nan
     for k in range(state.market_stats.shape[1]):
         for s in range(S_VOLUME, S_ADL_NOTIONAL + 1):
             state.market_stats[e, k, s] = 0.0

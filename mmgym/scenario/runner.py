@@ -41,7 +41,10 @@ class ScenarioResult:
     ``liq_notional_short``, ``takeover_notional``, ``adl_count``,
     ``adl_notional``, ``collateral_price``; env keys (arrays):
     ``insurance_fund``, ``fund_payout``, ``socialised_loss``, ``fees_collected``,
-    ``accounts_in_liquidation``, ``mm_quoting`` (share of scripted firms quoting).
+    ``accounts_in_liquidation``, ``fund_utilisation`` (the fund's net notional
+    over its takeover limit, after the step's liquidations),
+    ``fund_utilisation_at_adl`` (the lowest reading when an ADL started in the
+    step, NaN without ADL), ``mm_quoting`` (share of scripted firms quoting).
     ``summary``: floats (see ``summary.summarise``). ``invariants``: the worst
     position imbalance (lots) and cash drift (USDT) seen over the run.
     ``seconds``: wall time of the episode kernel; ``orders``: orders it applied.

@@ -96,8 +96,9 @@ def summarise(scenario, timeline) -> dict:
     out["adl_count"] = float(sum(timeline["adl_count"][n].sum() for n in names))
     adl_steps = np.flatnonzero(adl > 0)
     out["first_adl_minute"] = float(adl_steps[0]) * dt_min if adl_steps.size else math.inf
-    util = timeline["fund_utilisation"]
-    out["fund_utilisation_at_adl"] = float(util[adl_steps].min()) if adl_steps.size else math.nan
+    # Read when each ADL starts: the end-of-step reading can fall as the fund earns.
+    util = timeline["fund_utilisation_at_adl"][adl_steps]
+    out["fund_utilisation_at_adl"] = float(np.nanmin(util)) if adl_steps.size else math.nan
     takeovers = np.flatnonzero(sum(timeline["takeover_notional"][n] for n in names) > 0)
     out["first_takeover_minute"] = float(takeovers[0]) * dt_min if takeovers.size else math.inf
     fund = timeline["insurance_fund"]
