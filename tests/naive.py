@@ -683,9 +683,9 @@ class NaiveExchange:
             m.stats[S_TAKEOVER_NOTIONAL] += value
             rest -= taken
         if rest > 0:
-            seen = self.env_stats[E_FUND_UTILISATION_AT_ADL]
-            if math.isnan(seen) or self.fund_utilisation() < seen:
-                self.env_stats[E_FUND_UTILISATION_AT_ADL] = self.fund_utilisation()
+            u, seen = self.fund_utilisation(), self.env_stats[E_FUND_UTILISATION_AT_ADL]
+            if math.isnan(seen) or u < seen:
+                self.env_stats[E_FUND_UTILISATION_AT_ADL] = u
             if self.adl_formula == ADL_HYPERLIQUID:
                 price = m.mark
             self.deleverage(a, k, rest, price)
