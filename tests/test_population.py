@@ -19,6 +19,7 @@ from mmgym.core.codes import (
 )
 from mmgym.core.config import ConfigError
 from mmgym.core.margin import equity_and_mm
+from mmgym.population.makers import STRESS_SIGNALS
 from mmgym.population.step import run_episode
 from mmgym.scenario import build, load_scenario
 from mmgym.scenario.runner import Logs
@@ -78,10 +79,13 @@ def tiny(**changes):
 
 def step(ex, pp, ps, n=1):
     k = ex.config.n_markets
+    firms = ps.stress_parts.shape[1]
     logs = Logs(
         np.zeros((1, n, k, len(MARKET_STAT_NAMES))),
         np.zeros((1, n, len(ENV_STAT_NAMES))),
         np.zeros((1, n)),
+        np.zeros((1, n, firms), np.int64),
+        np.zeros((1, n, firms, len(STRESS_SIGNALS))),
         np.zeros((1, n), np.int64),
         np.zeros((1, n)),
     )
@@ -183,8 +187,13 @@ def test_maker_withdraws_under_stress_everywhere_and_returns_gradually():
     ex, pp, ps = build(load_scenario(tiny()), [0])
     step(ex, pp, ps)
     ps.liq_signal[0, 0] = 10.0 * pp.liquidation_reference[0]  # a liquidation burst
-    step(ex, pp, ps)
+    logs = step(ex, pp, ps)
     assert ps.away[0, 0] == 1
+    # The burst is 10 references; the one firm has the default threshold, 0.5.
+    parts = dict(zip(STRESS_SIGNALS, logs.maker_stress[0, 0, 0], strict=True))
+    assert parts["liquidations"] == pytest.approx(10.0 / 0.5)
+    assert max(parts, key=parts.get) == "liquidations"
+    assert ps.stress[0, 0] == parts["liquidations"] and logs.maker_away[0, 0, 0] == 1
     assert all(r[0] == CANCEL for r in rows(ps, 1))
     assert ex.book("PERP") == {"bids": [], "asks": []}
     ps.liq_signal[0, 0] = 0.0

@@ -1,5 +1,8 @@
 """The oct10 and calm scenarios against their shape criteria (OCT10.md), on several seeds."""
 
+import math
+
+import numpy as np
 import pytest
 
 from mmgym.scenario import run
@@ -69,8 +72,27 @@ def test_cli_prints_the_criteria_and_writes_chart_and_report(tmp_path, capsys):
     assert main([*args, "--set", "steps=600"]) == 0
     out = capsys.readouterr().out
     assert "liq_densest_hour_of_oi" in out and "[ok] no cascade" in out
+    assert "firm withdrawals:" in out and "## Firm withdrawals" in md.read_text()
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     table = [line for line in md.read_text().splitlines() if line.startswith("| |returns")]
     assert table == [] and r"\|returns\|" in md.read_text()  # pipes escaped in cells
     assert main(["calm", "--set", "population.makers.firms=-1"]) == 2
     assert "population.makers.firms" in capsys.readouterr().err
+
+
+def test_withdrawals_name_the_signal_that_crossed_and_the_return():
+    from mmgym.scenario.withdrawals import signal_counts, withdrawals
+
+    away = np.array([[0, 0], [1, 0], [1, 1], [0, 1], [1, 1]], bool)  # steps x firms
+    loss = np.array([[0.2, 0.1], [1.3, 0.2], [0.9, 0.4], [0.5, 0.6], [0.8, 0.9]])
+    inventory = np.array([[0.1, 0.1], [0.4, 0.3], [0.5, 1.6], [0.2, 0.9], [1.1, 0.2]])
+    timeline = {"mm_away": away, "mm_stress": {"loss": loss, "inventory": inventory}}
+    rows = withdrawals(timeline, dt=2.0)
+    # Firm 0 leaves at step 1 on its loss and is back at step 3, leaves again at
+    # step 4 on its inventory; firm 1 leaves at step 2 on its inventory.
+    got = [(w.firm, w.left, w.signal, w.level, w.returned) for w in rows]
+    assert got[0] == (0, 2.0, "loss", 1.3, 6.0)
+    assert got[1][:4] == (1, 4.0, "inventory", 1.6) and math.isnan(got[1][4])
+    assert got[2][:4] == (0, 8.0, "inventory", 1.1) and math.isnan(got[2][4])
+    assert signal_counts(rows) == {"inventory": 2, "loss": 1}
+    assert list(signal_counts(rows)) == ["inventory", "loss"]

@@ -11,6 +11,7 @@ from ..core import Exchange
 from ..core.brackets import tier_of
 from ..core.codes import CROSS, UNIFIED
 from ..core.margin import equity_and_mm
+from .makers import STRESS_SIGNALS
 from .params import PopParams, PopState
 from .rng import seed_streams
 from .traders import TURNOVERS_PER_STEP
@@ -401,6 +402,7 @@ def _initial_pop_state(ex, scenario, generators, traders, max_levels) -> PopStat
         ramp=np.ones((n_envs, firms)),
         peak_equity=peak,
         stress=np.zeros((n_envs, firms)),
+        stress_parts=np.zeros((n_envs, firms, len(STRESS_SIGNALS))),
         maker_orders=np.zeros((n_envs, firms, n_markets, 2, max_levels), np.int64),
         maker_target=np.zeros((n_envs, firms, n_markets, 2, max_levels), np.int64),
         maker_size=np.zeros((n_envs, firms, n_markets), np.int64),

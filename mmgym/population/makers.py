@@ -19,6 +19,9 @@ from ..core.margin import equity_and_mm
 from ..core.orders import band_ticks
 from .orders import push
 
+# A firm's stress signals, each over its threshold (``PopState.stress_parts``).
+STRESS_SIGNALS = ("loss", "margin", "inventory", "volatility", "liquidations")
+
 
 @inline_kernel
 def _inventory_ratio(state, pp, e, a, k):
@@ -40,19 +43,30 @@ def update_stress(params, state, pp, ps, e):
         # The peak fades towards current equity: old losses stop frightening.
         peak = ps.peak_equity[e, f]
         ps.peak_equity[e, f] = max(eq, peak - pp.loss_alpha * (peak - eq))
-        stress = (ps.peak_equity[e, f] - eq) / ps.peak_equity[e, f] / pp.threshold_loss[f]
+        loss = (ps.peak_equity[e, f] - eq) / ps.peak_equity[e, f] / pp.threshold_loss[f]
+        margin = 0.0
         if mm > 0.0:
             uni_mmr = eq / mm if eq > 0.0 else 0.0
-            stress = max(stress, pp.margin_floor[f] / max(uni_mmr, 1e-9))
+            margin = pp.margin_floor[f] / max(uni_mmr, 1e-9)
+        inventory = 0.0
+        volatility = 0.0
+        liquidations = 0.0
         for k in range(n_markets):
             if not pp.quoted[k]:
                 continue
-            inventory = abs(_inventory_ratio(state, pp, e, a, k))
+            inv = abs(_inventory_ratio(state, pp, e, a, k))
             vol = math.sqrt(ps.vol_signal[e, k]) / pp.base_volatility[k]
             liq = ps.liq_signal[e, k] / pp.liquidation_reference[k]
-            stress = max(stress, inventory / pp.threshold_inventory[f])
-            stress = max(stress, vol / pp.threshold_volatility[f])
-            stress = max(stress, liq / pp.threshold_liquidations[f])
+            inventory = max(inventory, inv / pp.threshold_inventory[f])
+            volatility = max(volatility, vol / pp.threshold_volatility[f])
+            liquidations = max(liquidations, liq / pp.threshold_liquidations[f])
+        # In the order of STRESS_SIGNALS.
+        ps.stress_parts[e, f, 0] = loss
+        ps.stress_parts[e, f, 1] = margin
+        ps.stress_parts[e, f, 2] = inventory
+        ps.stress_parts[e, f, 3] = volatility
+        ps.stress_parts[e, f, 4] = liquidations
+        stress = max(max(loss, margin), max(inventory, max(volatility, liquidations)))
         ps.stress[e, f] = stress
         if pp.obliged:
             ps.away[e, f] = 0  # duties forbid leaving; stress only widens the quotes

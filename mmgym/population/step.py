@@ -110,6 +110,10 @@ def run_episode(params, state, pp, ps, n_steps, external, external_results, inde
             for i in range(state.env_stats.shape[1]):
                 logs.env[e, t, i] = state.env_stats[e, i]
             logs.quoting[e, t] = ps.quoting_share[e]
+            for f in range(ps.stress_parts.shape[1]):
+                logs.maker_away[e, t, f] = ps.away[e, f]
+                for i in range(ps.stress_parts.shape[2]):
+                    logs.maker_stress[e, t, f, i] = ps.stress_parts[e, f, i]
             imbalance, cash = audit(params, state, e)
             logs.imbalance[e, t] = imbalance
             logs.cash[e, t] = cash

@@ -14,6 +14,7 @@ from ..core.config import ConfigError
 from .criteria import calm_criteria, oct10_criteria
 from .report import markdown, plot
 from .runner import run
+from .withdrawals import signal_counts, withdrawals
 
 
 def _override(text: str):
@@ -63,6 +64,9 @@ def main(argv=None) -> int:
     for key, value in result.summary.items():
         print(f"  {key:28s} {value:.6g}")
     print(f"  invariants: {result.invariants}")
+    left = withdrawals(result.timeline, result.scenario.dt)
+    counts = ", ".join(f"{signal} {n}" for signal, n in signal_counts(left).items())
+    print(f"  firm withdrawals: {len(left)}" + (f" ({counts})" if counts else ""))
     rows = criteria_for(result, args.seed, overrides)
     for row in rows:
         print(

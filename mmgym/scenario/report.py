@@ -6,11 +6,17 @@ import numpy as np
 
 from .criteria import Criterion
 from .summary import market_roles, shock_window
+from .withdrawals import withdrawals
 
 
 def _clock(seconds):
     h, m = divmod(int(seconds) // 60, 60)
     return f"{h % 24:02d}:{m:02d}"
+
+
+def _clock_seconds(seconds):
+    s = int(seconds) % 60
+    return f"{_clock(seconds)}:{s:02d}"
 
 
 def per_minute(series, dt):
@@ -87,8 +93,26 @@ def plot(result, path) -> None:
     plt.close(fig)
 
 
+def _withdrawal_lines(result) -> list[str]:
+    start, dt = result.scenario.start_clock, result.scenario.dt
+    rows = withdrawals(result.timeline, dt)
+    if not rows:
+        return ["No scripted firm withdrew."]
+    lines = [
+        "Each withdrawal, the stress signal that crossed its threshold, and the return.",
+        "",
+        "| firm | left | signal | over threshold | back |",
+        "|---|---|---|---|---|",
+    ]
+    for w in rows:
+        left = _clock_seconds(start + w.left)
+        back = "not back" if np.isnan(w.returned) else _clock_seconds(start + w.returned)
+        lines.append(f"| {w.firm} | {left} | {w.signal} | {w.level:.2f}x | {back} |")
+    return lines
+
+
 def markdown(result, criteria: list[Criterion]) -> str:
-    """A markdown report: summary figures and the calibration table."""
+    """A markdown report: the calibration table, the firms' withdrawals, summary figures."""
     lines = [
         f"# Scenario `{result.scenario.name}`, seed {result.seed}",
         "",
@@ -103,6 +127,8 @@ def markdown(result, criteria: list[Criterion]) -> str:
         cells = (c.name, c.published, c.simulated, "yes" if c.holds else "NO")
         # "|returns|" would end a cell early.
         lines.append("| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |")
+    lines += ["", "## Firm withdrawals", ""]
+    lines += _withdrawal_lines(result)
     lines += ["", "## Summary", "", "| figure | value |", "|---|---|"]
     lines += [f"| {k} | {v:.6g} |" for k, v in result.summary.items()]
     lines += [

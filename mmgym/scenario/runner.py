@@ -14,6 +14,7 @@ from ..core.codes import (
     RESULT_COLUMNS,
 )
 from ..population.build import build_params, make_exchange, populate
+from ..population.makers import STRESS_SIGNALS
 from ..population.step import run_episode
 from .config import Scenario, apply_overrides, load_raw, parse_scenario
 from .summary import summarise
@@ -25,6 +26,8 @@ class Logs(NamedTuple):
     market: np.ndarray  # float64[E, T, K, len(MARKET_STAT_NAMES)]
     env: np.ndarray  # float64[E, T, len(ENV_STAT_NAMES)]
     quoting: np.ndarray  # float64[E, T]
+    maker_away: np.ndarray  # int64[E, T, F]
+    maker_stress: np.ndarray  # float64[E, T, F, len(STRESS_SIGNALS)]
     imbalance: np.ndarray  # int64[E, T]
     cash: np.ndarray  # float64[E, T]
 
@@ -45,6 +48,10 @@ class ScenarioResult:
     over its takeover limit, after the step's liquidations),
     ``fund_utilisation_at_adl`` (the lowest reading when an ADL started in the
     step, NaN without ADL), ``mm_quoting`` (share of scripted firms quoting).
+    Per firm (bool or float64[T, F], one column per firm): ``mm_away``
+    (withdrawn) and ``mm_stress`` ({signal: each of a firm's stress signals
+    over its threshold}, signals ``population.makers.STRESS_SIGNALS``; the
+    firm withdraws when the largest reaches 1).
     ``summary``: floats (see ``summary.summarise``). ``invariants``: the worst
     position imbalance (lots) and cash drift (USDT) seen over the run.
     ``seconds``: wall time of the episode kernel; ``orders``: orders it applied.
@@ -84,10 +91,13 @@ def run(name_or_config, seed: int = 0, **overrides) -> ScenarioResult:
     scenario = load_scenario(name_or_config, **overrides)
     ex, pp, ps = build(scenario, [seed])
     steps, k = scenario.steps, scenario.exchange.n_markets
+    firms = ps.stress_parts.shape[1]
     logs = Logs(
         market=np.zeros((1, steps, k, len(MARKET_STAT_NAMES))),
         env=np.zeros((1, steps, len(ENV_STAT_NAMES))),
         quoting=np.zeros((1, steps)),
+        maker_away=np.zeros((1, steps, firms), np.int64),
+        maker_stress=np.zeros((1, steps, firms, len(STRESS_SIGNALS))),
         imbalance=np.zeros((1, steps), np.int64),
         cash=np.zeros((1, steps)),
     )
@@ -125,4 +135,8 @@ def make_timeline(scenario: Scenario, logs: Logs, e: int) -> dict:
     for i, stat in enumerate(ENV_STAT_NAMES):
         timeline[stat] = logs.env[e, :, i].copy()
     timeline["mm_quoting"] = logs.quoting[e].copy()
+    timeline["mm_away"] = logs.maker_away[e].astype(bool)
+    timeline["mm_stress"] = {
+        signal: logs.maker_stress[e, :, :, i].copy() for i, signal in enumerate(STRESS_SIGNALS)
+    }
     return timeline
