@@ -193,7 +193,7 @@ def test_maker_withdraws_under_stress_everywhere_and_returns_gradually():
     parts = dict(zip(STRESS_SIGNALS, logs.maker_stress[0, 0, 0], strict=True))
     assert parts["liquidations"] == pytest.approx(10.0 / 0.5)
     assert max(parts, key=parts.get) == "liquidations"
-    assert ps.stress[0, 0] == parts["liquidations"] and logs.maker_away[0, 0, 0] == 1
+    assert logs.maker_away[0, 0, 0] == 1
     assert all(r[0] == CANCEL for r in rows(ps, 1))
     assert ex.book("PERP") == {"bids": [], "asks": []}
     ps.liq_signal[0, 0] = 0.0

@@ -401,7 +401,6 @@ def _initial_pop_state(ex, scenario, generators, traders, max_levels) -> PopStat
         calm=np.zeros((n_envs, firms), np.int64),
         ramp=np.ones((n_envs, firms)),
         peak_equity=peak,
-        stress=np.zeros((n_envs, firms)),
         stress_parts=np.zeros((n_envs, firms, len(STRESS_SIGNALS))),
         maker_orders=np.zeros((n_envs, firms, n_markets, 2, max_levels), np.int64),
         maker_target=np.zeros((n_envs, firms, n_markets, 2, max_levels), np.int64),

@@ -32,6 +32,15 @@ def _inventory_ratio(state, pp, e, a, k):
     return ratio
 
 
+@inline_kernel
+def firm_stress(ps, e, f):
+    """Firm ``f``'s stress: the largest of its signals over their thresholds."""
+    stress = ps.stress_parts[e, f, 0]
+    for i in range(1, ps.stress_parts.shape[2]):
+        stress = max(stress, ps.stress_parts[e, f, i])
+    return stress
+
+
 @kernel
 def update_stress(params, state, pp, ps, e):
     """Recompute each firm's stress and its withdrawn / returning status."""
@@ -66,8 +75,7 @@ def update_stress(params, state, pp, ps, e):
         ps.stress_parts[e, f, 2] = inventory
         ps.stress_parts[e, f, 3] = volatility
         ps.stress_parts[e, f, 4] = liquidations
-        stress = max(max(loss, margin), max(inventory, max(volatility, liquidations)))
-        ps.stress[e, f] = stress
+        stress = firm_stress(ps, e, f)
         if pp.obliged:
             ps.away[e, f] = 0  # duties forbid leaving; stress only widens the quotes
             ps.ramp[e, f] = 1.0
@@ -107,7 +115,7 @@ def _quote_targets(params, state, pp, ps, e, f, a):
     """Target price of every ladder slot of firm ``f`` (0 = no quote) and its size per market."""
     n_markets = params.market_kind.shape[0]
     max_levels = ps.maker_orders.shape[4]
-    stressed = ps.stress[e, f] >= 1.0
+    stressed = firm_stress(ps, e, f) >= 1.0
     for k in range(n_markets):
         if not pp.quoted[k]:
             continue

@@ -103,7 +103,6 @@ class PopState(NamedTuple):
     calm: np.ndarray  # int64[E, F], consecutive calm steps while away
     ramp: np.ndarray  # float64[E, F], size multiplier 0..1
     peak_equity: np.ndarray  # float64[E, F]
-    stress: np.ndarray  # float64[E, F]
     stress_parts: np.ndarray  # float64[E, F, 5], each signal over its threshold (STRESS_SIGNALS)
     maker_orders: np.ndarray  # int64[E, F, K, 2, Lmax], resting ids (0 = none)
     maker_target: np.ndarray  # int64[E, F, K, 2, Lmax], target price in ticks (0 = none)
