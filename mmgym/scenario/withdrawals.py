@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
 from typing import NamedTuple
 
 import numpy as np
@@ -42,7 +43,4 @@ def withdrawals(timeline: dict, dt: float) -> list[Withdrawal]:
 
 def signal_counts(rows: list[Withdrawal]) -> dict[str, int]:
     """How many withdrawals each signal triggered, most frequent first."""
-    counts: dict[str, int] = {}
-    for w in rows:
-        counts[w.signal] = counts.get(w.signal, 0) + 1
-    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+    return dict(Counter(w.signal for w in rows).most_common())
