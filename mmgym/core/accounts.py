@@ -39,6 +39,7 @@ def _apply_position(params, state, e, a, k, delta, price):
                 state.entry[e, a, k] = price  # flipped: the remainder opened here
         state.open_interest[e, k] += max(new, 0) - max(old, 0)
     state.pos[e, a, k] = new
+    state.cushion[e, a] = -1.0  # its margin changed: the screen must check it again
 
 
 @inline_kernel
@@ -60,6 +61,7 @@ def charge_fee(state, e, a, amount):
     """Account ``a`` pays ``amount`` (negative = receives a rebate) to the exchange."""
     state.cash[e, a] -= amount
     state.fees_paid[e, a] += amount
+    state.cushion[e, a] = -1.0
     state.fees_collected[e] += amount
 
 

@@ -140,6 +140,10 @@ class ExchangeConfig:
     borrow_imr: float = 0.10
     adl_formula: str = "binance"
     adl_refresh_steps: int = 30
+    # Relative move of a margin price after which the liquidation scan checks
+    # every account afresh; below it, accounts with enough cushion are skipped
+    # (``core/screen.py``). 0 checks every account every step.
+    margin_screen: float = 0.01
     fill_log_capacity: int = 4096
     insurance_fund: float = 1_000_000.0
     breaker_window: int = 300
@@ -174,6 +178,7 @@ class ExchangeConfig:
         check_number("borrow_imr", self.borrow_imr, self.borrow_mmr, 1.0)
         check_choice("adl_formula", self.adl_formula, ADL_FORMULA_NAMES)
         check_number("adl_refresh_steps", self.adl_refresh_steps, 1, 10_000_000, integer=True)
+        check_number("margin_screen", self.margin_screen, 0.0, 0.5)
         check_number("fill_log_capacity", self.fill_log_capacity, 1, 100_000_000, integer=True)
         check_number("insurance_fund", self.insurance_fund, 0.0)
         check_number("breaker_window", self.breaker_window, 1, 10_000_000, integer=True)

@@ -140,6 +140,7 @@ class Exchange:
         self.deposited_cash[envs] += cash
         s.leverage[envs, account] = leverage
         s.account_kind[envs, account] = UNIFIED if kind == "unified" else CROSS
+        s.cushion[envs, account] = -1.0  # the margin screen must check it afresh
         for market, coins in (holdings or {}).items():
             k = self._market(market)
             if self.params.market_kind[k] == PERP:

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import math
 
-from .._jit import kernel
+from .._jit import inline_kernel, kernel
 from .accounts import cancel_all, settle_matches, transfer
 from .adl import deleverage
 from .book import match
@@ -55,6 +55,7 @@ from .margin import (
     wallet_balance,
 )
 from .orders import band_ticks
+from .screen import margin_cushion, screen_move
 from .state import FUND
 
 DONE = 0  # the position is closed or the account is healthy
@@ -92,6 +93,7 @@ def _clearance_fee(params, state, e, a, k, notional):
     if fee > 0.0:
         state.cash[e, a] -= fee
         state.cash[e, FUND] += fee
+        state.cushion[e, a] = -1.0
 
 
 @kernel
@@ -290,6 +292,7 @@ def cover_negative_balance(params, state, e, a):
     state.fund_payout[e] += paid
     state.socialised_loss[e] += deficit - paid
     state.cash[e, a] = 0.0
+    state.cushion[e, a] = -1.0
 
 
 @kernel
@@ -327,29 +330,46 @@ def _liquidate_unified(params, state, e, a):
         state.in_liquidation[e, a] = 0
 
 
+@inline_kernel
+def _check_account(params, state, e, a):
+    """The full margin check of one account, and its liquidation if it fails."""
+    unified = state.account_kind[e, a] == UNIFIED
+    if unified & (state.in_liquidation[e, a] != 0):
+        cancel_all(params, state, e, a)
+        _liquidate_unified(params, state, e, a)
+        return
+    liquidatable, perps = liquidation_check(params, state, e, a)
+    if liquidatable:
+        cancel_all(params, state, e, a)
+        state.in_liquidation[e, a] = 1
+        if unified:
+            _liquidate_unified(params, state, e, a)
+        else:
+            _liquidate_cross(params, state, e, a)
+            state.in_liquidation[e, a] = 1 if is_liquidatable(params, state, e, a) else 0
+    else:
+        state.in_liquidation[e, a] = 0
+        if (not unified) & (state.cash[e, a] < 0.0) & (not perps):
+            # A trader's own closing order lost more than the account held.
+            cover_negative_balance(params, state, e, a)
+
+
 @kernel
 def run_liquidations(params, state, e):
-    """Check every trader account at mark and liquidate those under maintenance."""
+    """Check every trader account at mark and liquidate those under maintenance.
+
+    Accounts whose cushion covers the price moves since the screen's reference
+    are skipped: a full check would find them safe (see ``core/screen.py``).
+    """
+    move = screen_move(params, state, e)
     for a in range(1, state.cash.shape[1]):
-        unified = state.account_kind[e, a] == UNIFIED
-        if unified & (state.in_liquidation[e, a] != 0):
-            cancel_all(params, state, e, a)
-            _liquidate_unified(params, state, e, a)
+        if state.cushion[e, a] > move:
             continue
-        liquidatable, perps = liquidation_check(params, state, e, a)
-        if liquidatable:
-            cancel_all(params, state, e, a)
-            state.in_liquidation[e, a] = 1
-            if unified:
-                _liquidate_unified(params, state, e, a)
-            else:
-                _liquidate_cross(params, state, e, a)
-                state.in_liquidation[e, a] = 1 if is_liquidatable(params, state, e, a) else 0
+        _check_account(params, state, e, a)
+        if state.in_liquidation[e, a] == 0 and params.margin_screen > 0.0:
+            state.cushion[e, a] = margin_cushion(params, state, e, a)
         else:
-            state.in_liquidation[e, a] = 0
-            if (not unified) & (state.cash[e, a] < 0.0) & (not perps):
-                # A trader's own closing order lost more than the account held.
-                cover_negative_balance(params, state, e, a)
+            state.cushion[e, a] = -1.0
 
 
 @kernel

@@ -39,6 +39,7 @@ class Params(NamedTuple):
     borrow_imr: float
     adl_formula: int
     adl_refresh_steps: int
+    margin_screen: float
 
 
 def build_params(config: ExchangeConfig) -> Params:
@@ -87,4 +88,5 @@ def build_params(config: ExchangeConfig) -> Params:
         borrow_imr=float(config.borrow_imr),
         adl_formula=ADL_FORMULA_NAMES.index(config.adl_formula),
         adl_refresh_steps=int(config.adl_refresh_steps),
+        margin_screen=float(config.margin_screen),
     )

@@ -10,6 +10,13 @@ buyer's cash to the seller's, so cash is conserved by every trade. The
 venue's *wallet balance* is ``cash + sum(pos * entry)`` and the margin balance
 (equity) is ``cash + sum(pos * mark)``. Spot holdings live in ``pos`` too, in
 lots of the spot market, and count as margin only for unified accounts.
+
+Margin screen. The per-step liquidation scan skips an account whose
+``cushion`` (see ``core/screen.py``) covers the price moves since
+``screen_reference``. Kernels that change an account's cash or positions set
+its cushion to -1; code outside the kernels that writes ``cash``, ``pos``,
+``entry`` or ``account_kind`` of a stepped state must do the same
+(``forget_cushions``).
 """
 
 from __future__ import annotations
@@ -59,6 +66,7 @@ class State(NamedTuple):
     adl_quantile: np.ndarray  # int64[E, A, K], 0..4 lights, 4 = first in line
     fees_paid: np.ndarray  # float64[E, A], net trading fees (negative = rebates)
     realised_pnl: np.ndarray  # float64[E, A]
+    cushion: np.ndarray  # float64[E, A], price move the account surely survives (-1: check it)
     # Markets.
     index_price: np.ndarray  # float64[E, K], exogenous
     mark_price: np.ndarray  # float64[E, K]
@@ -70,6 +78,7 @@ class State(NamedTuple):
     unwind_budget: np.ndarray  # float64[E, K]
     breaker_reference: np.ndarray  # float64[E, K], mark the circuit breaker compares to
     halted_until: np.ndarray  # int64[E, K], first step trading resumes
+    screen_reference: np.ndarray  # float64[E, K], margin prices the cushions are measured from
     # Env totals.
     fees_collected: np.ndarray  # float64[E]
     socialised_loss: np.ndarray  # float64[E], negative balances written off
@@ -148,6 +157,7 @@ def allocate_state(config: ExchangeConfig, n_envs: int) -> State:
         adl_quantile=i64(e, a, k),
         fees_paid=f64(e, a),
         realised_pnl=f64(e, a),
+        cushion=np.full((e, a), -1.0),
         index_price=f64(e, k),
         mark_price=f64(e, k),
         last_price=f64(e, k),
@@ -158,6 +168,7 @@ def allocate_state(config: ExchangeConfig, n_envs: int) -> State:
         unwind_budget=f64(e, k),
         breaker_reference=f64(e, k),
         halted_until=i64(e, k),
+        screen_reference=f64(e, k),
         fees_collected=f64(e),
         socialised_loss=f64(e),
         fund_payout=f64(e),
@@ -187,3 +198,8 @@ def open_markets(state: State, prices: np.ndarray) -> None:
         state.breaker_reference,
     ):
         arr[:] = prices
+
+
+def forget_cushions(state: State) -> None:
+    """Make the next liquidation scan check every account (after writing accounts from outside)."""
+    state.cushion[:] = -1.0

@@ -17,6 +17,7 @@ from gymnasium import spaces
 
 from ..core.codes import CROSS, ORDER_COLUMNS, RESULT_COLUMNS, UNIFIED
 from ..core.config import ConfigError, check_number
+from ..core.state import forget_cushions
 from ..population.build import build_params, layout_of, make_exchange, populate
 from ..scenario.config import Scenario
 from .kernels import (
@@ -360,6 +361,7 @@ class MarketBatch:
             s.leverage[0, a] = self.setup.leverage
             ex.deposited_cash[0] += self.setup.capital - held_value
             ex.deposited_holdings[0] += held
+        forget_cushions(s)
 
     def step(self, actions: np.ndarray, active: np.ndarray) -> None:
         """Apply ``actions`` (float64[E, G, A] in [-1, 1]) in the envs where ``active``."""

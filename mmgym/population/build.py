@@ -11,6 +11,7 @@ from ..core import Exchange
 from ..core.brackets import tier_of
 from ..core.codes import CROSS, UNIFIED
 from ..core.margin import equity_and_mm
+from ..core.state import forget_cushions
 from .makers import STRESS_SIGNALS
 from .params import PopParams, PopState
 from .rng import seed_streams
@@ -283,6 +284,7 @@ def populate(ex: Exchange, scenario, generators) -> PopState:
         ex.deposited_holdings[e] += holdings.sum(axis=0)
     perp = np.array([m.kind == "perp" for m in markets])
     s.open_interest[:] = np.where(perp, np.maximum(s.pos, 0).sum(axis=1), 0)
+    forget_cushions(s)
     return _initial_pop_state(ex, scenario, generators, traders, max_levels)
 
 
