@@ -13,11 +13,16 @@ from .codes import PERP, UNIFIED
 
 @inline_kernel
 def tier(params, k, notional):
-    """Index of the bracket of market ``k`` containing ``notional``."""
+    """Index of the bracket of market ``k`` containing ``notional``.
+
+    Floors ascend (padding tiers have infinite floors), so the index is the
+    number of higher floors reached: counted without branches, which the
+    random sizes met in a margin scan would mispredict.
+    """
     t = 0
     floors = params.bracket_floor[k]
-    while t + 1 < floors.shape[0] and notional >= floors[t + 1]:
-        t += 1
+    for j in range(1, floors.shape[0]):
+        t += notional >= floors[j]
     return t
 
 
@@ -164,6 +169,5 @@ def count_liquidatable(params, state, e):
     """How many accounts of env ``e`` are below their maintenance requirement."""
     count = 0
     for a in range(1, state.cash.shape[1]):
-        if is_liquidatable(params, state, e, a):
-            count += 1
+        count += liquidation_check(params, state, e, a)[0]
     return count
