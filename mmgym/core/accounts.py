@@ -61,8 +61,8 @@ def charge_fee(state, e, a, amount):
     """Account ``a`` pays ``amount`` (negative = receives a rebate) to the exchange."""
     state.cash[e, a] -= amount
     state.fees_paid[e, a] += amount
-    state.cushion[e, a] = -1.0
     state.fees_collected[e] += amount
+    state.cushion[e, a] = -1.0  # its margin changed: the screen must check it again
 
 
 @inline_kernel

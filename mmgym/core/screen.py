@@ -73,16 +73,6 @@ def screen_move(params, state, e):
 
 
 @inline_kernel
-def _steepest_mmr(params, k, notional):
-    """Highest MMR of the tiers up to the one containing ``notional``."""
-    top = tier(params, k, notional)
-    steepest = params.bracket_mmr[k, 0]
-    for t in range(1, top + 1):
-        steepest = max(steepest, params.bracket_mmr[k, t])
-    return steepest
-
-
-@inline_kernel
 def margin_cushion(params, state, e, a):
     """Account ``a``'s cushion (see the module docstring); -1 when it must be checked each step.
 
@@ -104,8 +94,9 @@ def margin_cushion(params, state, e, a):
         price = margin_price(params, state, e, k)
         if params.market_kind[k] == PERP:
             perps = True
+            # MMRs never fall with the tier: the steepest is that of the largest notional.
             reach = coins * ref * (1.0 + params.margin_screen)
-            weight = coins * (1.0 + level * _steepest_mmr(params, k, reach))
+            weight = coins * (1.0 + level * params.bracket_mmr[k, tier(params, k, reach)])
             size += coins * (price + state.entry[e, a, k])
         elif unified:
             weight = coins
