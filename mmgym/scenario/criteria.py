@@ -29,13 +29,13 @@ def oct10_criteria(base: dict, conversion: dict | None, obliged: dict | None) ->
     """Criteria of the ``oct10`` scenario from the summaries of its runs."""
     rows = [
         Criterion(
-            "thin alt 1% depth falls >= 90% at the trough",
+            "thin alt 1% depth (one-minute mean) falls >= 90% at the trough",
             "-98% ($1.2M -> $27k)",
-            _pct(-base["alt_depth_drop"]),
+            f"{_pct(-base['alt_depth_drop'])} (per second {_pct(-base['alt_depth_drop_1s'])})",
             base["alt_depth_drop"] >= 0.90,
         ),
         Criterion(
-            "depth back to >= 80% within 60 min of the market low",
+            "depth (one-minute mean) back to >= 80% within 60 min of the market low",
             "most of it within tens of minutes",
             f"{base['depth_recovery_minutes']:.0f} min",
             base["depth_recovery_minutes"] <= 60.0,
@@ -106,7 +106,9 @@ def oct10_criteria(base: dict, conversion: dict | None, obliged: dict | None) ->
             Criterion(
                 "obligations: smaller depth trough and alt drop",
                 "(counterfactual: TradFi obligations)",
-                f"depth {_pct(-obliged['alt_depth_drop'])} vs {_pct(-base['alt_depth_drop'])}, "
+                f"depth {_pct(-obliged['alt_depth_drop'])} vs {_pct(-base['alt_depth_drop'])} "
+                f"(per second {_pct(-obliged['alt_depth_drop_1s'])} vs "
+                f"{_pct(-base['alt_depth_drop_1s'])}), "
                 f"alt {_pct(-obliged['alt_drop'])} vs {_pct(-base['alt_drop'])}",
                 obliged["alt_depth_drop"] < base["alt_depth_drop"]
                 and obliged["alt_drop"] < base["alt_drop"],

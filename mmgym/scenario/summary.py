@@ -5,6 +5,11 @@ perpetual other than the major with the least pre-shock 1% depth; the
 collateral market is the first spot market. The pre-shock level of a series
 is its median over the ten minutes before the first shock (over the first
 tenth of the run when no shock falls within it).
+
+The thin alt's depth criteria read its 1% depth as one-minute means, the way
+published depth series are sampled: at one-second steps a single sweep that
+empties a side between two requotes reads as a -100% trough, however briefly
+the book stayed empty. ``alt_depth_drop_1s`` keeps the per-step trough.
 """
 
 from __future__ import annotations
@@ -47,11 +52,41 @@ def _densest_window(series, seconds, dt):
     return float(np.convolve(series, np.ones(window), mode="valid").max())
 
 
+def _minute_means(series, dt):
+    """Mean of ``series`` over each whole minute (a shorter step keeps the series)."""
+    per_minute = max(int(round(60.0 / dt)), 1)
+    n = len(series) // per_minute
+    return series[: n * per_minute].reshape(n, per_minute).mean(axis=1), per_minute
+
+
 def _trough(series, start):
     """Lowest value from ``start`` on, and its step."""
     tail = np.where(np.isnan(series[start:]), np.inf, series[start:])
     i = int(np.argmin(tail))
     return float(tail[i]), start + i
+
+
+def depth_figures(depth, depth_pre, start, major_low_step, dt) -> dict:
+    """The thin alt's depth trough (one-minute means and per step) and its recovery.
+
+    Recovery is the number of minutes from the minute of the market low (the
+    major's, as in OCT10.md's timeline) to the first minute whose mean is back
+    to 80% of the pre-shock level.
+    """
+    minutes, per_minute = _minute_means(depth, dt)
+    minute_len = per_minute * dt / 60.0
+    low, low_minute = _trough(minutes, start // per_minute)
+    low_1s, _ = _trough(depth, start)
+    recovered = np.flatnonzero(minutes[major_low_step // per_minute :] >= 0.8 * depth_pre)
+    # No depth before the shock leaves nothing to fall from.
+    has_depth = depth_pre > 0
+    return {
+        "alt_depth_pre": depth_pre,
+        "alt_depth_drop": 1.0 - low / depth_pre if has_depth else math.nan,
+        "alt_depth_drop_1s": 1.0 - low_1s / depth_pre if has_depth else math.nan,
+        "depth_recovery_minutes": float(recovered[0]) * minute_len if recovered.size else math.inf,
+        "depth_low_minute": low_minute * minute_len,
+    }
 
 
 def summarise(scenario, timeline) -> dict:
@@ -72,15 +107,7 @@ def summarise(scenario, timeline) -> dict:
         alt_low, _ = _trough(timeline["last"][alt], start)
         out["alt_drop"] = 1.0 - alt_low / alt_pre
         depth = timeline["depth_1pct"][alt]
-        depth_pre = _pre(depth, *pre)
-        depth_low, depth_low_step = _trough(depth, start)
-        out["alt_depth_pre"] = depth_pre
-        # No depth before the shock leaves nothing to fall from.
-        out["alt_depth_drop"] = 1.0 - depth_low / depth_pre if depth_pre > 0 else math.nan
-        # Recovery counts from the market low (the major's), as in OCT10.md's timeline.
-        recovered = np.flatnonzero(depth[major_low_step:] >= 0.8 * depth_pre)
-        out["depth_recovery_minutes"] = float(recovered[0]) * dt_min if recovered.size else math.inf
-        out["depth_low_minute"] = depth_low_step * dt_min
+        out.update(depth_figures(depth, _pre(depth, *pre), start, major_low_step, scenario.dt))
     names = list(timeline["liq_notional_long"])
     longs = sum(timeline["liq_notional_long"][n] for n in names)
     shorts = sum(timeline["liq_notional_short"][n] for n in names)
