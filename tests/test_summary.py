@@ -44,3 +44,11 @@ def test_depth_that_never_recovers_or_never_existed():
     assert out["depth_recovery_minutes"] == math.inf
     empty = depth_figures(np.zeros(120), depth_pre=0.0, start=60, major_low_step=60, dt=1.0)
     assert math.isnan(empty["alt_depth_drop"]) and math.isnan(empty["alt_depth_drop_1s"])
+
+
+def test_depth_of_a_run_shorter_than_a_minute_is_one_partial_minute():
+    depth = np.array([100.0, 40.0, 70.0, 90.0])
+    out = depth_figures(depth, depth_pre=100.0, start=1, major_low_step=1, dt=1.0)
+    assert out["alt_depth_drop"] == pytest.approx(0.25)  # the mean of all four steps, 75
+    assert out["alt_depth_drop_1s"] == pytest.approx(0.6)
+    assert out["depth_recovery_minutes"] == math.inf

@@ -53,10 +53,11 @@ def _densest_window(series, seconds, dt):
 
 
 def _minute_means(series, dt):
-    """Mean of ``series`` over each whole minute (a shorter step keeps the series)."""
+    """Mean of ``series`` over each minute, the last one possibly partial (a step of
+    a minute or more keeps the series), and the number of steps per minute."""
     per_minute = max(int(round(60.0 / dt)), 1)
-    n = len(series) // per_minute
-    return series[: n * per_minute].reshape(n, per_minute).mean(axis=1), per_minute
+    starts = np.arange(0, len(series), per_minute)
+    return np.add.reduceat(series, starts) / np.diff(np.append(starts, len(series))), per_minute
 
 
 def _trough(series, start):
