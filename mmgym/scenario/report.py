@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .criteria import Criterion
-from .summary import market_roles, shock_window
+from .summary import market_roles, shock_window, steps_per_minute
 from .withdrawals import withdrawals
 
 
@@ -21,7 +21,7 @@ def _clock_seconds(seconds):
 
 def per_minute(series, dt):
     """Sum a per-step series into one-minute bins."""
-    step = max(int(round(60.0 / dt)), 1)
+    step = steps_per_minute(dt)
     n = len(series) // step * step
     return series[:n].reshape(-1, step).sum(axis=1)
 

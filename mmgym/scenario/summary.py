@@ -52,10 +52,15 @@ def _densest_window(series, seconds, dt):
     return float(np.convolve(series, np.ones(window), mode="valid").max())
 
 
+def steps_per_minute(dt) -> int:
+    """Steps of ``dt`` seconds in a minute (1 for a step of a minute or more)."""
+    return max(int(round(60.0 / dt)), 1)
+
+
 def _minute_means(series, dt):
     """Mean of ``series`` over each minute, the last one possibly partial (a step of
     a minute or more keeps the series), and the number of steps per minute."""
-    per_minute = max(int(round(60.0 / dt)), 1)
+    per_minute = steps_per_minute(dt)
     starts = np.arange(0, len(series), per_minute)
     return np.add.reduceat(series, starts) / np.diff(np.append(starts, len(series))), per_minute
 
@@ -157,8 +162,7 @@ def summarise(scenario, timeline) -> dict:
 def stylised_facts(prices, dt: float) -> dict:
     """1-minute log returns of ``prices``: excess kurtosis, |autocorrelation| at lags 1-5
     (the largest), and the smallest autocorrelation of absolute returns at lags 1-5."""
-    step = max(int(round(60.0 / dt)), 1)
-    p = prices[::step]
+    p = prices[:: steps_per_minute(dt)]
     r = np.diff(np.log(p[np.isfinite(p) & (p > 0)]))
     if r.size < 20 or r.std() == 0:
         return {
