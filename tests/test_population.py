@@ -276,6 +276,25 @@ def test_turnover_closes_reopens_and_rearms_the_stop():
     assert ps.stop_price[0, 0] == s.entry[0, trader, 0] * (1.0 + ps.stop_gap[0, 0])
 
 
+def test_turnover_with_a_slippage_cap_sends_iocs_at_the_cap():
+    # 30 bps from a mark near 100 is 30 ticks of 0.01: a tick-exact hand computation.
+    raw = one_long_trader(holding_period=1.0, turnover_slippage=0.003)
+    ex, pp, ps = build(load_scenario(raw), [0])
+    pp = pp._replace(long_share=0.0)  # opened long, reopens short
+    s, trader = ex.state, pp.lev_start
+    lots = int(s.pos[0, trader, 0])
+    for _ in range(20):
+        mark = s.mark_price[0, 0]
+        equity = s.cash[0, trader] + s.pos[0, trader, 0] * mark
+        step(ex, pp, ps)
+        if ps.turned_at[0, 0] >= 0:
+            break
+    assert ps.turned_at[0, 0] >= 0, "no turnover in 20 steps at one per step"
+    limit = math.floor(mark * (1.0 - 0.003) / 0.01)
+    reopen = int(0.9 * equity * 2.0 / mark)
+    assert rows(ps, trader) == [(IOC, SELL, limit, lots, 0), (IOC, SELL, limit, reopen, 0)]
+
+
 def _anchor_only():
     """TINY with one anchor trader in PERP (threshold 1%, 10 lots a threshold) and no firm."""
     return tiny(
@@ -409,6 +428,10 @@ def test_index_follows_scheduled_shock_and_rebound():
         (
             {"population.leveraged.holding_period": 0.5},
             r"population.leveraged.holding_period must be in \[1.0, inf\]",
+        ),
+        (
+            {"population.leveraged.turnover_slippage": 0.0},
+            r"population.leveraged.turnover_slippage must be in \(0.0, inf\]",
         ),
         (
             {"population.makers.fair_index_weight": -0.1},

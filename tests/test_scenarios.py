@@ -59,6 +59,7 @@ def test_calm_full_criteria_hold_on_half_the_seeds():
     misses = {seed: _misses(calm_criteria(r.summary)) for seed, r in runs.items()}
     assert sum(not m for m in misses.values()) >= CALM_FULL_MIN_PASSING, misses
     for r in runs.values():
+        assert r.summary["adl_count"] == 0  # turnovers no longer sweep the thin alt
         assert r.summary["mm_all_away_share"] < 1e-3
         assert r.invariants["position_imbalance"] == 0
         assert r.invariants["cash_drift"] < 1e-3

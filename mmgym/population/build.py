@@ -201,6 +201,7 @@ def build_params(scenario) -> PopParams:
         obligation_multiplier=obligations.stress_multiplier,
         turnover_rate=scenario.dt / pop.leveraged.holding_period if layout.n_lev else 0.0,
         long_share=pop.leveraged.long_share,
+        turnover_slippage=pop.leveraged.turnover_slippage,
         loop_market=loop_market,
         unwind_trigger=pop.loopers.unwind_trigger,
         unwind_rate=pop.loopers.unwind_rate,

@@ -180,6 +180,10 @@ class Leveraged:
     one. Stopped-out and liquidated traders come back the same way while they
     have equity left. ``.inf`` (the default) means positions are only closed
     by stops and liquidations, as in a few hours of the oct10 window.
+    ``turnover_slippage`` (fraction of the mark) makes those two orders IOCs
+    limited that far from the mark (within the price band), as execution
+    algos cap slippage; what does not fill at once is dropped. ``.inf`` (the
+    default) sends market orders.
     """
 
     count: int = 1000
@@ -200,6 +204,7 @@ class Leveraged:
     desks: int = 4
     desk_leverage: float = 3.0
     holding_period: float = math.inf
+    turnover_slippage: float = math.inf
 
     def validate(self, where):
         check_number(f"{where}.count", self.count, 0, 10**6)
@@ -216,6 +221,9 @@ class Leveraged:
         check_number(f"{where}.desks", self.desks, 1, 1000, integer=True)
         check_number(f"{where}.desk_leverage", self.desk_leverage, 1.0, 20.0)
         check_number(f"{where}.holding_period", self.holding_period, 1.0, math.inf)
+        check_number(
+            f"{where}.turnover_slippage", self.turnover_slippage, 0.0, math.inf, lo_open=True
+        )
         for name, w in self.weights.items():
             check_number(f"{where}.weights.{name}", w, 0.0, 1e6)
         for name, n in self.median_notional.items():

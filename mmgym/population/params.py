@@ -85,6 +85,7 @@ class PopParams(NamedTuple):
     # Leveraged traders' turnover.
     turnover_rate: float  # chance per trader and step of closing and reopening (0 = never)
     long_share: float  # chance a reopened position is long
+    turnover_slippage: float  # IOC limit of turnover orders, fraction of the mark (inf = market)
     # Loopers.
     loop_market: int
     unwind_trigger: float

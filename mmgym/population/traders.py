@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 from .._jit import inline_kernel, kernel
-from ..core.codes import BUY, MARKET, SELL
+from ..core.codes import BUY, IOC, MARKET, SELL
 from ..core.margin import equity
+from ..core.orders import band_ticks
 from .orders import push
 from .rng import poisson, uniform
 
@@ -65,6 +68,22 @@ def reopen_lots(params, state, e, a, k):
 
 
 @inline_kernel
+def _turnover_order(params, state, pp, ps, e, k, a, side, lots):
+    """A turnover's order: a market order, or an IOC no further than ``turnover_slippage``
+    from the mark (inside the price band), whose unfilled rest is dropped."""
+    if pp.turnover_slippage == math.inf:
+        push(ps, e, k, a, MARKET, side, 0, lots, 0, -1)
+        return
+    lo, hi = band_ticks(params, state, e, k)
+    mark = state.mark_price[e, k] / params.tick_size[k]
+    if side == BUY:
+        limit = min(math.ceil(mark * (1.0 + pp.turnover_slippage)), hi)
+    else:
+        limit = max(math.floor(mark * (1.0 - pp.turnover_slippage)), lo)
+    push(ps, e, k, a, IOC, side, limit, lots, 0, -1)
+
+
+@inline_kernel
 def turn_over(params, state, pp, ps, e, i, side):
     """Trader ``i`` closes its position (if any) and opens ``side`` with a fresh stop.
 
@@ -75,10 +94,10 @@ def turn_over(params, state, pp, ps, e, i, side):
     k = ps.lev_market[e, i]
     p = state.pos[e, a, k]
     if p != 0:
-        push(ps, e, k, a, MARKET, SELL if p > 0 else BUY, 0, abs(p), 0, -1)
+        _turnover_order(params, state, pp, ps, e, k, a, SELL if p > 0 else BUY, abs(p))
     lots = reopen_lots(params, state, e, a, k)
     if lots > 0:
-        push(ps, e, k, a, MARKET, side, 0, lots, 0, -1)
+        _turnover_order(params, state, pp, ps, e, k, a, side, lots)
         if ps.stop_gap[e, i] > 0.0:
             ps.rearm_list[e, ps.n_rearm[e]] = i
             ps.n_rearm[e] += 1
