@@ -276,9 +276,15 @@ def test_turnover_closes_reopens_and_rearms_the_stop():
     assert ps.stop_price[0, 0] == s.entry[0, trader, 0] * (1.0 + ps.stop_gap[0, 0])
 
 
-def test_turnover_with_a_slippage_cap_sends_iocs_at_the_cap():
-    # 30 bps from a mark near 100 is 30 ticks of 0.01: a tick-exact hand computation.
-    raw = one_long_trader(holding_period=1.0, turnover_slippage=0.003)
+@pytest.mark.parametrize(
+    "slippage, limit_of",
+    [
+        (0.003, lambda mark: math.floor(mark / 0.01 * (1.0 - 0.003))),  # 30 bps under the mark
+        (0.5, lambda mark: math.ceil(mark * (1.0 - 0.05) / 0.01 - 1e-9)),  # the 5% band's floor
+    ],
+)
+def test_turnover_with_a_slippage_cap_sends_iocs_at_the_cap(slippage, limit_of):
+    raw = one_long_trader(holding_period=1.0, turnover_slippage=slippage)
     ex, pp, ps = build(load_scenario(raw), [0])
     pp = pp._replace(long_share=0.0)  # opened long, reopens short
     s, trader = ex.state, pp.lev_start
@@ -290,7 +296,7 @@ def test_turnover_with_a_slippage_cap_sends_iocs_at_the_cap():
         if ps.turned_at[0, 0] >= 0:
             break
     assert ps.turned_at[0, 0] >= 0, "no turnover in 20 steps at one per step"
-    limit = math.floor(mark * (1.0 - 0.003) / 0.01)
+    limit = limit_of(mark)
     reopen = int(0.9 * equity * 2.0 / mark)
     assert rows(ps, trader) == [(IOC, SELL, limit, lots, 0), (IOC, SELL, limit, reopen, 0)]
 
