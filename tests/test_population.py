@@ -251,6 +251,18 @@ def test_stop_loss_closes_with_a_market_order_once_crossed():
     assert ps.stop_price[0, 0] == 0.0
 
 
+def step_until_turnover(ex, pp, ps):
+    """Step the one trader until it turns over; its mark and equity before that step."""
+    s, trader = ex.state, pp.lev_start
+    for _ in range(20):
+        mark = s.mark_price[0, 0]
+        equity = s.cash[0, trader] + s.pos[0, trader, 0] * mark
+        step(ex, pp, ps)
+        if ps.turned_at[0, 0] >= 0:
+            return mark, equity
+    raise AssertionError("no turnover in 20 steps at one per step")
+
+
 def test_turnover_closes_reopens_and_rearms_the_stop():
     raw = one_long_trader(holding_period=1.0)  # one turnover per step on average
     ex, pp, ps = build(load_scenario(raw), [0])
@@ -258,13 +270,7 @@ def test_turnover_closes_reopens_and_rearms_the_stop():
     s, trader = ex.state, pp.lev_start
     lots = int(s.pos[0, trader, 0])
     assert lots > 0 and ps.n_stops[0] == 1
-    for _ in range(20):
-        mark = s.mark_price[0, 0]
-        equity = s.cash[0, trader] + s.pos[0, trader, 0] * mark
-        step(ex, pp, ps)
-        if ps.turned_at[0, 0] >= 0:
-            break
-    assert ps.turned_at[0, 0] >= 0, "no turnover in 20 steps at one per step"
+    mark, equity = step_until_turnover(ex, pp, ps)
     # Hand-computed: close all, then open 90% of equity x 2 at the mark.
     reopen = int(0.9 * equity * 2.0 / mark)
     assert rows(ps, trader) == [(MARKET, SELL, 0, lots, 0), (MARKET, SELL, 0, reopen, 0)]
@@ -289,13 +295,7 @@ def test_turnover_with_a_slippage_cap_sends_iocs_at_the_cap(slippage, limit_of):
     pp = pp._replace(long_share=0.0)  # opened long, reopens short
     s, trader = ex.state, pp.lev_start
     lots = int(s.pos[0, trader, 0])
-    for _ in range(20):
-        mark = s.mark_price[0, 0]
-        equity = s.cash[0, trader] + s.pos[0, trader, 0] * mark
-        step(ex, pp, ps)
-        if ps.turned_at[0, 0] >= 0:
-            break
-    assert ps.turned_at[0, 0] >= 0, "no turnover in 20 steps at one per step"
+    mark, equity = step_until_turnover(ex, pp, ps)
     limit = limit_of(mark)
     reopen = int(0.9 * equity * 2.0 / mark)
     assert rows(ps, trader) == [(IOC, SELL, limit, lots, 0), (IOC, SELL, limit, reopen, 0)]
