@@ -75,11 +75,11 @@ def _turnover_order(params, state, pp, ps, e, k, a, side, lots):
         push(ps, e, k, a, MARKET, side, 0, lots, 0, -1)
         return
     lo, hi = band_ticks(params, state, e, k)
-    mark = state.mark_price[e, k] / params.tick_size[k]
+    mark_ticks = state.mark_price[e, k] / params.tick_size[k]
     if side == BUY:
-        limit = min(math.ceil(mark * (1.0 + pp.turnover_slippage)), hi)
+        limit = min(math.ceil(mark_ticks * (1.0 + pp.turnover_slippage)), hi)
     else:
-        limit = max(math.floor(mark * (1.0 - pp.turnover_slippage)), lo)
+        limit = max(math.floor(mark_ticks * (1.0 - pp.turnover_slippage)), lo)
     push(ps, e, k, a, IOC, side, limit, lots, 0, -1)
 
 

@@ -57,12 +57,10 @@ def steps_per_minute(dt) -> int:
     return max(int(round(60.0 / dt)), 1)
 
 
-def _minute_means(series, dt):
-    """Mean of ``series`` over each minute, the last one possibly partial (a step of
-    a minute or more keeps the series), and the number of steps per minute."""
-    per_minute = steps_per_minute(dt)
+def _minute_means(series, per_minute):
+    """Mean of ``series`` over bins of ``per_minute`` steps, the last one possibly partial."""
     starts = np.arange(0, len(series), per_minute)
-    return np.add.reduceat(series, starts) / np.diff(np.append(starts, len(series))), per_minute
+    return np.add.reduceat(series, starts) / np.diff(np.append(starts, len(series)))
 
 
 def _trough(series, start):
@@ -79,7 +77,8 @@ def depth_figures(depth, depth_pre, start, major_low_step, dt) -> dict:
     major's, as in OCT10.md's timeline) to the first minute whose mean is back
     to 80% of the pre-shock level.
     """
-    minutes, per_minute = _minute_means(depth, dt)
+    per_minute = steps_per_minute(dt)
+    minutes = _minute_means(depth, per_minute)
     minute_len = per_minute * dt / 60.0
     low, low_minute = _trough(minutes, start // per_minute)
     low_1s, _ = _trough(depth, start)
