@@ -237,7 +237,7 @@ def test_sb3_adapter():
     assert obs.shape == (2, 22)
     assert env.get_attr("horizon") == [5, 5]
     env.set_attr("render_mode", None)
-    assert len(env.env_method("__repr__", indices=[1])) == 1
+    assert len(env.env_method("__repr__")) == 2
     done_seen = False
     for _ in range(6):
         obs, reward, done, infos = env.step(np.zeros((2, 5), np.float32))
@@ -303,6 +303,76 @@ def test_withdrawing_on_stress_breaches_the_obligation(oct10_episodes):
     np.testing.assert_allclose(info["reward_penalty"], -Obligation().penalty * missed)
     assert info["reward_rebate"][stressed].sum() < info["reward_rebate"][~stressed].sum()
     assert info["margin_ratio"].max() < 1.0
+
+
+def test_liability_charges_each_steps_fund_drawdown_once():
+    """``fund_drawdown`` is the fund's fall in the step, not a running total, after a reset too."""
+    env = MarketMakingEnv(scenario="oct10", regime="liability")
+    away = np.array([0.0, 0.0, -1.0, -1.0, -1.0], np.float32)
+    first_steps = []
+    for _ in range(2):
+        env.reset(seed=0)
+        _, reward, _, _, info = env.step(away)
+        first_steps.append((reward, info["fund_drawdown"]))
+        fund, charged, falls, liability = info["insurance_fund"], [], [], []
+        while True:
+            _, _, terminated, truncated, info = env.step(away)
+            charged.append(info["fund_drawdown"] + info["socialised_loss"])
+            falls.append(max(fund - info["insurance_fund"], 0.0) + info["socialised_loss"])
+            liability.append(info["reward_liability"])
+            fund = info["insurance_fund"]
+            if terminated or truncated:
+                break
+        assert sum(falls) > 1e5  # the cascade draws on the fund
+        np.testing.assert_allclose(charged, falls, rtol=1e-12)
+        expected = -0.1 * 1e4 * np.array(falls) / env.core.setup.capital
+        np.testing.assert_allclose(liability, expected, rtol=1e-12)
+    assert first_steps[0] == first_steps[1]
+
+
+def test_a_liquidated_agent_stays_out_when_the_episode_runs_on():
+    env = MarketMakingEnv(scenario="oct10", leverage=125.0, terminate_on_liquidation=False)
+    batch = env.core.batch
+    a, k = int(batch.agent_params.account[0]), int(batch.market_index[0])
+    env.reset(seed=0)
+    quote = np.array([-1.0, -1.0, 1.0, 1.0, -1.0], np.float32)  # tightest, largest
+    out, positions = [], []
+    while True:
+        _, _, terminated, truncated, info = env.step(quote)
+        out.append(info["liquidated"])
+        state = batch.state
+        resting = state.open_buy[0, a, k] + state.open_sell[0, a, k]
+        positions.append((state.pos[0, a, k], state.in_liquidation[0, a], resting))
+        if truncated:
+            break
+    assert not terminated
+    first = out.index(1.0)
+    assert first < len(out) - 100 and min(out[first:]) == 1.0  # the flag stays on
+    after = [(pos, resting) for pos, busy, resting in positions[first + 1 :] if not busy]
+    assert after and all(resting == 0 for _, resting in after)  # it quotes no more
+    assert len({pos for pos, _ in after}) == 1  # nor trades
+
+
+def test_quote_size_is_usdt_at_the_current_price():
+    """Size +1 quotes ``max_quote_notional`` at the fair price, however far the price fell."""
+    env = MarketMakingEnv(scenario="oct10", terminate_on_liquidation=False)
+    batch = env.core.batch
+    ag, k = batch.agent_state, int(batch.market_index[0])
+    lot, tick = batch.params.lot_size[k], batch.params.tick_size[k]
+    top = env.core.setup.max_quote_notional[0]
+    env.reset(seed=0)
+    ask_only = np.array([1.0, 1.0, -1.0, 1.0, 1.0], np.float32)
+    notionals, mids = [], []
+    while True:
+        _, _, _, truncated, info = env.step(ask_only)
+        if ag.present[0, 0, 0, 1]:
+            notionals.append(ag.quote_lots[0, 0, 0, 1] * lot * ag.quote_price[0, 0, 0, 1] * tick)
+            mids.append(info["mid"])
+        if truncated:
+            break
+    assert min(mids) < 0.7 * max(mids)  # the alt fell while it quoted
+    # The ask sits up to max_offset_bps (1%) above the fair price, a lot rounds down.
+    assert top * 0.99 < min(notionals) and max(notionals) < top * 1.02
 
 
 def test_readme_env_section_is_generated_from_the_docstring():

@@ -38,7 +38,8 @@ def others_best(state, ag, e, g, m, k, slot):
     prices = [
         state.order_price[e, k, o]
         for o in range(state.order_id.shape[2])
-        if state.order_id[e, k, o] and state.order_id[e, k, o] != own
+        if state.order_id[e, k, o]
+        and state.order_id[e, k, o] != own
         and (state.order_side[e, k, o] == BUY) == (slot == BID)
     ]
     if not prices:
@@ -61,7 +62,9 @@ def naive_orders(batch, e, actions):
             for side in (0, 1):
                 offset = ap.min_offset + (u[side] + 1) / 2 * (ap.max_offset - ap.min_offset)
                 fraction = (u[2 + side] + 1) / 2
-                lots = int(fraction * ap.max_lots[m]) if fraction >= ap.min_size else 0
+                lots = 0
+                if fraction >= ap.min_size and not ag.out[e, g]:  # an agent out only cancels
+                    lots = int(fraction * ap.max_notional[m] / (fair * p.lot_size[k]))
                 if side == 0:
                     price = max(math.floor(fair * (1 - offset) / tick), 1)
                 else:
@@ -79,7 +82,7 @@ def naive_orders(batch, e, actions):
                     quotes.append((k, POST_ONLY, BUY if side == 0 else SELL, price, lots, 0))
             flatten = []
             pos = int(s.pos[e, a, k])
-            lots = int(max(u[4], 0) * abs(pos)) if ap.flatten else 0
+            lots = int(max(u[4], 0) * abs(pos)) if ap.flatten and not ag.out[e, g] else 0
             if lots > 0 and p.market_kind[k] == PERP:
                 band = p.price_band[k]
                 lo = max(math.ceil(s.mark_price[e, k] * (1 - band) / tick - 1e-9), 1)

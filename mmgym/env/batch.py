@@ -105,7 +105,12 @@ def agent_setup(
     makers = scenario.population.makers
     if market is None:
         market = default_market(scenario)
-    markets = (market,) if isinstance(market, str) else tuple(market)
+    if isinstance(market, str):
+        markets = (market,)
+    elif isinstance(market, (list, tuple)) and all(isinstance(n, str) for n in market):
+        markets = tuple(market)
+    else:
+        raise ConfigError(f"market must be a name or a list of names of {names}, got {market!r}")
     if not markets or len(set(markets)) != len(markets):
         raise ConfigError(f"market must name distinct markets of {names}, got {market!r}")
     for name in markets:
@@ -149,7 +154,7 @@ def agent_setup(
     check_number("min_offset_bps", min_offset_bps, 0.0, 5000.0)
     check_number("max_offset_bps", max_offset_bps, min_offset_bps, 5000.0, lo_open=True)
     check_number("min_size", min_size, 0.0, 1.0)
-    if not isinstance(flatten, bool):
+    if not isinstance(flatten, (bool, np.bool_)):
         raise ConfigError(f"flatten must be True or False, got {flatten!r}")
     check_number("stress_volatility", stress_volatility, 0.0, 1e6, lo_open=True)
     check_number("stress_liquidations", stress_liquidations, 0.0, 1e6, lo_open=True)
@@ -166,7 +171,7 @@ def agent_setup(
         float(min_offset_bps),
         float(max_offset_bps),
         float(min_size),
-        flatten,
+        bool(flatten),
         float(stress_volatility),
         float(stress_liquidations),
         float(stress_move_bps),
@@ -251,17 +256,13 @@ class MarketBatch:
     def _agent_params(self) -> AgentParams:
         s, sc = self.setup, self.scenario
         pp = self.pop_params
-        markets = sc.exchange.markets
-        start = np.array([sc.population.index[m.name].start for m in markets])
         k = self.market_index
-        lot_value = np.array([start[i] * markets[i].lot_size for i in k])
-        lots = np.array(s.max_quote_notional) / lot_value
         return AgentParams(
             account=np.arange(self.n_agents, dtype=np.int64) + self.layout.agent_start,
             market=k,
             min_offset=s.min_offset_bps * 1e-4,
             max_offset=s.max_offset_bps * 1e-4,
-            max_lots=lots,
+            max_notional=np.array(s.max_quote_notional, np.float64),
             min_size=s.min_size,
             flatten=s.flatten,
             sigma=pp.base_volatility[k].copy(),
@@ -302,6 +303,7 @@ class MarketBatch:
             last_fund=np.zeros(e),
             last_socialised=np.zeros(e),
             elapsed=np.zeros(e, np.int64),
+            out=np.zeros((e, g), np.int64),
             orders=orders,
             results=np.zeros((e, rows, RESULT_COLUMNS), np.int64),
             obs=np.zeros((e, g, self.obs_size), np.float32),

@@ -8,14 +8,18 @@ per-step ``info`` values under stable keys (``INFO_KEYS``).
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
+from ..core.config import ConfigError
 from ..scenario.runner import load_scenario
 from .batch import MarketBatch, agent_setup, compiled_entry
 from .rewards import Duties, ObligationMonitor, StepAccounting, make_regime
 from .step_record import INFO_KEYS, ROW, record_step
 
 PRESENCE = -1  # observation column of the duties' presence (see observation.OBLIGATION_FIELDS)
+
 
 class EpisodeCore:
     """E envs x G agents of one scenario under one reward regime."""
@@ -42,9 +46,7 @@ class EpisodeCore:
         self.setup = agent_setup(self.scenario, **setup_kwargs)
         self.batch = MarketBatch(self.scenario, self.setup, n_envs, n_agents, threads)
         self.regime = make_regime(regime, **(regime_kwargs or {}))
-        if isinstance(duties, dict):
-            duties = Duties(**duties)
-        self.duties = duties or Duties()
+        self.duties = _duties(duties)
         self.monitor = ObligationMonitor(self.duties, n_envs * n_agents)
         self.n_envs, self.n_agents = int(n_envs), int(n_agents)
         self.last_parts: dict[str, np.ndarray] = {}
@@ -110,11 +112,30 @@ class EpisodeCore:
         reward[:] = sum(parts.values()).reshape(shape)
         # Copies: a regime may hand back arrays it keeps, and callers keep these.
         self.last_parts = {k: np.array(v, np.float64).reshape(shape) for k, v in parts.items()}
+        if not active.all():  # an env that did not step has no step to report
+            table[:, ~active] = 0.0
+            for value in self.last_parts.values():
+                value[~active] = 0.0
         self.last_info = table
         liquidated = table[ROW["liquidated"]] > 0
         terminated = liquidated if self.terminate_on_liquidation else np.zeros_like(liquidated)
         truncated = ag.elapsed >= self.horizon
         return ag.obs.copy(), reward.copy(), terminated, truncated
+
+
+def _duties(duties) -> Duties:
+    """``duties`` given as ``Duties``, a dict of its fields or None (the defaults)."""
+    if duties is None:
+        return Duties()
+    if isinstance(duties, Duties):
+        return duties
+    if not isinstance(duties, dict):
+        raise ConfigError(f"duties must be a Duties, a dict of its fields or None, got {duties!r}")
+    allowed = [f.name for f in dataclasses.fields(Duties)]
+    unknown = sorted(set(duties) - set(allowed))
+    if unknown:
+        raise ConfigError(f"duties {unknown} are not fields of Duties; allowed: {allowed}")
+    return Duties(**duties)
 
 
 def info_rows(core: EpisodeCore) -> list[dict]:

@@ -121,7 +121,7 @@ class AgentParams(NamedTuple):
     market: np.ndarray  # int64[M], quoted markets
     min_offset: float  # fraction of fair price at action -1
     max_offset: float  # fraction of fair price at action +1
-    max_lots: np.ndarray  # float64[M], quote size at action +1
+    max_notional: np.ndarray  # float64[M], quote size (USDT at the fair price) at action +1
     min_size: float  # size fraction below which a side is not quoted
     flatten: bool  # the action has a flatten column per market
     sigma: np.ndarray  # float64[M], usual per-engine-step volatility
@@ -159,6 +159,7 @@ class AgentState(NamedTuple):
     last_fund: np.ndarray  # float64[E]
     last_socialised: np.ndarray  # float64[E]
     elapsed: np.ndarray  # int64[E], env steps since reset
+    out: np.ndarray  # int64[E, G], 1 once the agent was liquidated or bankrupt this episode
     orders: np.ndarray  # int64[E, G * M * 5, 8], scratch order rows
     results: np.ndarray  # int64[E, G * M * 5, 3]
     obs: np.ndarray  # float32[E, G, D]
@@ -234,7 +235,8 @@ def write_orders(params, state, ap, ag, e, actions):
     Rows per (agent, market): cancel bid, cancel ask, flatten, new bid, new
     ask; rows not needed are disabled (env column -1). A quote that still
     rests untouched at the wanted price and size is left alone (keeping its
-    queue place).
+    queue place). Sizes are USDT at the fair price, converted to lots. An
+    agent that is out (liquidated or bankrupt this episode) only cancels.
     """
     n_markets = ap.market.shape[0]
     width = 5 if ap.flatten else 4
@@ -253,7 +255,9 @@ def write_orders(params, state, ap, ag, e, actions):
             for s in range(2):
                 offset = ap.min_offset + 0.5 * (u[A_BID_OFFSET + s] + 1.0) * span
                 fraction = 0.5 * (u[A_BID_SIZE + s] + 1.0)
-                lots = int(fraction * ap.max_lots[m]) if fraction >= ap.min_size else 0
+                lots = 0
+                if fraction >= ap.min_size and not ag.out[e, g]:
+                    lots = int(fraction * ap.max_notional[m] / (fair * params.lot_size[k]))
                 if s == 0:
                     price = max(math.floor(fair * (1.0 - offset) / tick), 1)
                 else:
@@ -278,7 +282,7 @@ def write_orders(params, state, ap, ag, e, actions):
                     set_row(ag.orders[e, base + 3 + s], e, k, a, POST_ONLY, side, price, lots, 0)
                     ag.quote_lots[e, g, m, s] = lots
                     ag.quote_price[e, g, m, s] = price
-            if ap.flatten:
+            if ap.flatten and not ag.out[e, g]:
                 intensity = max(u[A_FLATTEN], 0.0)
                 pos = state.pos[e, a, k]
                 lots = int(intensity * abs(pos))
@@ -432,14 +436,18 @@ def observe(params, state, pp, ps, ap, ag, e):
         acc[AC_ASK_NOTIONAL] = ask_notional if quoted else 0.0
         acc[AC_SPREAD_BPS] = spread_bps if quoted else math.inf
         acc[AC_MARGIN] = margin
-        acc[AC_LIQUIDATED] = 1.0 if (state.in_liquidation[e, a] or eq <= 0.0) else 0.0
+        if state.in_liquidation[e, a] or eq <= 0.0:
+            ag.out[e, g] = 1  # stays out (and unable to trade) for the rest of the episode
+        acc[AC_LIQUIDATED] = float(ag.out[e, g])
 
 
 @inline_kernel
 def _clear_flows(ag, e):
     ev = ag.env_accounting[e]
-    for i in range(EV_FUND):
+    for i in range(EV_FUND):  # the market flows
         ev[i] = 0.0
+    ev[EV_FUND_DRAWDOWN] = 0.0
+    ev[EV_SOCIALISED] = 0.0
 
 
 @inline_kernel
@@ -504,6 +512,7 @@ def env_warmup(params, state, pp, ps, ap, ag, e, n_steps, index):
         a = ap.account[g]
         eq = mtm_equity(params, state, e, a)
         ag.start_equity[e, g] = eq
+        ag.out[e, g] = 0
         ag.last_equity[e, g] = eq
         ag.last_fees[e, g] = state.fees_paid[e, a]
         ag.collateral_reference[e, g] = collateral_value(params, state, e, a)

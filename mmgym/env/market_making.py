@@ -32,7 +32,8 @@ class MarketMakingEnv(gym.Env):
     ``min_offset_bps..max_offset_bps`` of the fair price (mid of the other
     traders' best quotes, or the mark when a side has none), rounded away
     from it to whole ticks. Sizes map
-    from [-1, 1] to ``0..max_quote_notional`` USDT; below ``min_size`` of the
+    from [-1, 1] to ``0..max_quote_notional`` USDT at the fair price, in whole
+    lots; below ``min_size`` of the
     maximum the side is not quoted, so withdrawing is a legal action. Quotes
     are post-only limit orders in the real book; a quote left unchanged keeps
     its queue place. Flatten intensity ``max(a, 0)`` sends an IOC order for
@@ -70,7 +71,9 @@ class MarketMakingEnv(gym.Env):
       the penalty.
     * ``liability``: freedom ``- share * 1e4 * (fund drawdown + socialised
       loss) / C`` on steps the agent was not quoting both sides.
-    * a callable ``f(acc: StepAccounting) -> float``.
+    * a callable ``f(acc: StepAccounting)``: the fields of ``acc`` hold one value
+      per agent (arrays); it returns the rewards as an array of that length or
+      a scalar for all.
 
     ## Starting State
 
@@ -85,8 +88,8 @@ class MarketMakingEnv(gym.Env):
     is gone (with ``terminate_on_liquidation=False`` the episode runs on to
     the horizon with the account unable to trade, so that market statistics
     cover the same window whatever the agent did). Truncated after
-    ``horizon`` steps (default: the rest of the
-    scenario). ``info`` carries the same keys every step
+    ``horizon`` steps (default: the rest of the scenario), unless terminated
+    on that step. ``info`` carries the same keys every step
     (``mmgym.env.step_record.INFO_FIELDS``: PnL parts, fees, obligation status,
     depth, liquidations, ADL, insurance fund) and ``reward_<part>`` per term
     of the regime.
@@ -111,7 +114,10 @@ class MarketMakingEnv(gym.Env):
 
     ``gymnasium.make_vec("mmgym/MarketMaking-v0", num_envs=N,
     vectorization_mode="vector_entry_point")`` steps N exchanges in one numba
-    call (``MarketMakingVectorEnv``); ``mmgym.make_sb3_vec_env`` wraps it for
+    call (``MarketMakingVectorEnv``; ``max_episode_steps``, if given, is the
+    horizon; ``render()`` returns one frame per env; an env that resets
+    reports an empty info: its ``_key`` masks are False);
+    ``mmgym.make_sb3_vec_env`` wraps it for
     Stable-Baselines3; ``mmgym.parallel_env`` puts K learning makers in one
     exchange (PettingZoo).
 
@@ -179,9 +185,11 @@ class MarketMakingEnv(gym.Env):
         actions = check_actions(action, self.action_space.shape).reshape(self._action_shape)
         obs, reward, terminated, truncated = self.core.step(actions, self._active)
         info = info_rows(self.core)[0]
-        self._done = bool(terminated[0, 0] or truncated[0])
+        terminated = bool(terminated[0, 0])
+        truncated = bool(truncated[0]) and not terminated  # as the vector env reports it
+        self._done = terminated or truncated
         self.history.append(info)
-        return obs[0, 0], float(reward[0, 0]), bool(terminated[0, 0]), bool(truncated[0]), info
+        return obs[0, 0], float(reward[0, 0]), terminated, truncated, info
 
     def render(self):
         if self.render_mode is None:

@@ -37,8 +37,11 @@ def ansi(batch, e: int, g: int, history) -> str:
             f"{name}  mark {s.mark_price[e, k]:.6g}  index {s.index_price[e, k]:.6g}  "
             f"position {int(s.pos[e, a, k])} lots  ADL light {int(s.adl_quantile[e, a, k])}/4"
         )
-        own = {int(s.order_price[e, k, o]) for o in range(s.order_id.shape[2])
-               if s.order_id[e, k, o] and s.order_owner[e, k, o] == a}
+        own = {
+            int(s.order_price[e, k, o])
+            for o in range(s.order_id.shape[2])
+            if s.order_id[e, k, o] and s.order_owner[e, k, o] == a
+        }
         tick = batch.params.tick_size[k]
         for price, lots in reversed(_ladder(batch, e, k, ASK, LADDER_LEVELS)):
             mark = " <- agent" if round(price / tick) in own else ""
@@ -60,13 +63,14 @@ def ansi(batch, e: int, g: int, history) -> str:
 
 def rgb_array(batch, e: int, history) -> np.ndarray:
     """RGB image (H, W, 3) of the first quoted market: depth chart and recent price."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    # A figure of its own on an Agg canvas: the caller's pyplot backend is left alone.
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     k = int(batch.market_index[0])
-    fig, (depth_ax, price_ax) = plt.subplots(1, 2, figsize=(8, 3), dpi=80)
+    fig = Figure(figsize=(8, 3), dpi=80)
+    FigureCanvasAgg(fig)
+    depth_ax, price_ax = fig.subplots(1, 2)
     for slot, colour in ((BID, "tab:green"), (ASK, "tab:red")):
         levels = _ladder(batch, e, k, slot, 200)
         if levels:
@@ -83,6 +87,4 @@ def rgb_array(batch, e: int, history) -> np.ndarray:
     price_ax.set_title("price")
     fig.tight_layout()
     fig.canvas.draw()
-    image = np.asarray(fig.canvas.buffer_rgba())[:, :, :3].copy()
-    plt.close(fig)
-    return image
+    return np.asarray(fig.canvas.buffer_rgba())[:, :, :3].copy()

@@ -9,6 +9,7 @@ the agent met the quoting duties, even when its reward ignores them.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from collections.abc import Callable
 
 import numpy as np
@@ -202,6 +203,8 @@ REGIMES = {"freedom": Freedom, "obligation": Obligation, "liability": Liability}
 
 def make_regime(regime, **kwargs) -> Regime:
     """A regime from its name (with keyword parameters), an instance, or a callable."""
+    if not isinstance(regime, str) and kwargs:
+        raise ConfigError("regime_kwargs apply to a regime given by name, not to a callable")
     if isinstance(regime, Regime):
         return regime
     if isinstance(regime, str):
@@ -209,7 +212,12 @@ def make_regime(regime, **kwargs) -> Regime:
             raise ConfigError(
                 f"regime must be one of {sorted(REGIMES)} or a callable, got {regime!r}"
             )
-        return REGIMES[regime](**kwargs)
+        cls = REGIMES[regime]
+        allowed = sorted(inspect.signature(cls).parameters)
+        unknown = sorted(set(kwargs) - set(allowed))
+        if unknown:
+            raise ConfigError(f"regime_kwargs {unknown} unknown to {regime!r}; allowed: {allowed}")
+        return cls(**kwargs)
     if callable(regime):
         return Custom(regime)
     raise ConfigError(f"regime must be one of {sorted(REGIMES)} or a callable, got {regime!r}")

@@ -47,7 +47,7 @@ INFO_FIELDS = (
     ("inventory", "absolute position notional in the quoted markets, USDT"),
     ("flattened", "notional sent to flatten the inventory this step, USDT"),
     ("margin_ratio", "maintenance margin / margin equity (liquidation at 1)"),
-    ("liquidated", "1 while the agent's account is liquidated or its equity is gone"),
+    ("liquidated", "1 from the step the agent's account is liquidated or bankrupt on"),
     ("quoted", "1 if both sides of every quoted market were posted"),
     ("spread_bps", "widest quoted spread, bps (inf when not quoting both sides)"),
     ("min_quote_notional", "smallest quoted side, USDT (0 when a side is missing)"),

@@ -149,6 +149,8 @@ class MarketMakingVectorEnv(VectorEnv):
                 final_info.update({f"_{key}": done.copy() for key in list(final_info)})
                 infos["final_obs"], infos["_final_obs"] = last, done.copy()
                 infos["final_info"], infos["_final_info"] = final_info, done.copy()
+                # A reset env's info is its reset info, which is empty.
+                return obs, reward, terminated, truncated, self._with_masks(infos, ~done)
             return obs, reward, terminated, truncated, self._with_masks(infos)
         actions = check_actions(actions, self._action_shape)
         active = ~self._needs_reset
@@ -163,7 +165,10 @@ class MarketMakingVectorEnv(VectorEnv):
         for i in np.flatnonzero(resetting):
             self._obs[i] = self.core.reset(i, self._generators[i])[0]
         self._needs_reset = (terminated | truncated) & active
-        return self._obs.copy(), reward, terminated, truncated, self._with_masks(self._infos())
+        infos = self._infos()
+        if resetting.any():  # a reset env's info is its reset info, which is empty
+            return self._obs.copy(), reward, terminated, truncated, self._with_masks(infos, active)
+        return self._obs.copy(), reward, terminated, truncated, self._with_masks(infos)
 
     def step_arrays(self, actions):
         """``step`` without Gymnasium's info dict, for adapters that build their own
@@ -197,11 +202,13 @@ class MarketMakingVectorEnv(VectorEnv):
         infos.update({f"reward_{part}": value[:, 0] for part, value in core.last_parts.items()})
         return infos
 
-    def _with_masks(self, infos: dict) -> dict:
-        """``infos`` with Gymnasium's ``_key`` masks: every key is set for every env."""
+    def _with_masks(self, infos: dict, stepped: np.ndarray | None = None) -> dict:
+        """``infos`` with Gymnasium's ``_key`` masks: every key is set for every env
+        that stepped (all of them unless ``stepped`` says otherwise)."""
         if self._mask_keys is None:
             self._mask_keys = tuple(f"_{key}" for key in infos if key not in _FINAL_KEYS)
-        infos.update(dict.fromkeys(self._mask_keys, self._every_env))
+        mask = self._every_env if stepped is None else stepped.copy()
+        infos.update(dict.fromkeys(self._mask_keys, mask))
         return infos
 
     def close_extras(self, **kwargs):
@@ -215,11 +222,22 @@ class MarketMakingVectorEnv(VectorEnv):
         from . import render
 
         if self.render_mode == "ansi":
-            return render.ansi(self.core.batch, 0, 0, ())
-        return render.rgb_array(self.core.batch, 0, ())
+            return tuple(render.ansi(self.core.batch, e, 0, ()) for e in range(self.num_envs))
+        return tuple(render.rgb_array(self.core.batch, e, ()) for e in range(self.num_envs))
 
 
-def make_vector_env(num_envs: int = 1, **kwargs) -> MarketMakingVectorEnv:
-    """Vector entry point of ``mmgym/MarketMaking-v0`` (``gymnasium.make_vec``)."""
-    kwargs.pop("max_episode_steps", None)  # the env enforces its own horizon
+def make_vector_env(num_envs: int = 1, max_episode_steps=None, **kwargs) -> MarketMakingVectorEnv:
+    """Vector entry point of ``mmgym/MarketMaking-v0`` (``gymnasium.make_vec``).
+
+    The env enforces its own time limit: ``max_episode_steps``, if given, is its
+    ``horizon``.
+    """
+    if max_episode_steps is not None:
+        horizon = kwargs.get("horizon")
+        if horizon is not None and horizon != max_episode_steps:
+            raise ValueError(
+                f"max_episode_steps ({max_episode_steps!r}) and horizon ({horizon!r}) differ; "
+                "give one of them"
+            )
+        kwargs["horizon"] = max_episode_steps
     return MarketMakingVectorEnv(num_envs=num_envs, **kwargs)
