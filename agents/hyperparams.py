@@ -55,9 +55,26 @@ def optional(check):
     return lambda name, v: None if v is None else check(name, v)
 
 
-def auto_or(check):
-    """``auto`` / ``auto_<x>`` (SB3's automatic entropy settings) or ``check``."""
-    return lambda name, v: v if isinstance(v, str) and v.split("_")[0] == "auto" else check(name, v)
+def auto_or(check, initial=False):
+    """``auto`` (SB3's automatic entropy settings) or ``check``; with ``initial`` also
+    ``auto_<x>``: learned from the initial value x > 0 (SAC's ``ent_coef``)."""
+
+    def checked(name, v):
+        if not isinstance(v, str):
+            return check(name, v)
+        if v == "auto":
+            return v
+        if initial and v.startswith("auto_"):
+            try:
+                x = float(v[len("auto_") :])
+            except ValueError:
+                x = math.nan
+            if 0.0 < x < math.inf:  # SB3 asserts x > 0
+                return v
+        allowed = "'auto', 'auto_<x>' with x > 0" if initial else "'auto'"
+        raise ConfigError(f"{name} must be a number, {allowed}, got {v!r}")
+
+    return checked
 
 
 def layers(name, v):
@@ -97,7 +114,7 @@ def normalize(name, v):
 _ON_POLICY = {
     "learning_rate": real(0.0, 1.0, lo_open=True),
     "n_steps": integer(1),
-    "batch_size": integer(1),
+    "batch_size": integer(2),  # SB3 asserts > 1 (advantages are normalised per batch)
     "n_epochs": integer(1),
     "gamma": real(0.0, 1.0),
     "gae_lambda": real(0.0, 1.0),
@@ -124,9 +141,9 @@ ALGO_KWARGS = {
         "gamma": real(0.0, 1.0),
         "train_freq": integer(1),
         "gradient_steps": integer(-1),
-        "ent_coef": auto_or(real(0.0)),
+        "ent_coef": auto_or(real(0.0), initial=True),
         "target_update_interval": integer(1),
-        "target_entropy": auto_or(real()),
+        "target_entropy": auto_or(real()),  # SB3 reads no auto_<x> here
         "use_sde": flag,
         "sde_sample_freq": integer(-1),
         "use_sde_at_warmup": flag,

@@ -31,11 +31,12 @@ def make_shared_sb3_vec_env(n_envs: int = 2, n_agents: int = 2, monitor: bool = 
     return make(n_envs, n_agents, monitor, **kwargs)
 
 
-def parallel_env(**kwargs):
-    """PettingZoo ParallelEnv with K learning market makers (see ``mmgym.env.parallel``)."""
+def parallel_env(n_agents: int = 2, scenario="calm", regime="freedom", render_mode=None, **kwargs):
+    """PettingZoo ParallelEnv with ``n_agents`` learning market makers
+    (see ``mmgym.env.parallel.parallel_env``)."""
     from .env.parallel import parallel_env as make
 
-    return make(**kwargs)
+    return make(n_agents, scenario, regime, render_mode, **kwargs)
 
 
 __all__ = [

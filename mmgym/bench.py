@@ -336,22 +336,39 @@ def machine() -> str:
     )
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1 (every count here divides a time or sizes a run)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
+    return value
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m mmgym.bench", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--events", type=int, default=2_000_000, help="book events (default 2e6)")
-    parser.add_argument("--steps", type=int, default=2_000, help="exchange steps")
-    parser.add_argument("--accounts", type=int, default=10_000, help="accounts for margin")
+    parser.add_argument(
+        "--events", type=positive_int, default=2_000_000, help="book events (default 2e6)"
+    )
+    parser.add_argument("--steps", type=positive_int, default=2_000, help="exchange steps")
+    parser.add_argument("--accounts", type=positive_int, default=10_000, help="accounts for margin")
     parser.add_argument(
         "--reference-events",
-        type=int,
+        type=positive_int,
         default=100_000,
         help="events through the pure-Python reference",
     )
-    parser.add_argument("--repeat", type=int, default=3, help="take the best of this many runs")
-    parser.add_argument("--env-steps", type=int, default=20_000, help="steps for the env figures")
-    parser.add_argument("--vector-envs", type=int, default=256, help="N of the vector env")
+    parser.add_argument(
+        "--repeat", type=positive_int, default=3, help="take the best of this many runs"
+    )
+    parser.add_argument(
+        "--env-steps", type=positive_int, default=20_000, help="steps for the env figures"
+    )
+    parser.add_argument("--vector-envs", type=positive_int, default=256, help="N of the vector env")
     parser.add_argument(
         "--only", choices=["engine", "env"], help="run only the engine or only the env figures"
     )

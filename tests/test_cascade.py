@@ -181,9 +181,7 @@ def test_fund_takes_over_again_with_what_a_takeover_below_the_mark_earned():
     # its BP of 80. No bid at 80 or more, so the fund takes over at 80: 11 lots fit
     # its limit of 1000 at 88. They earn it 11 * 8 = 88, and 1088 makes room for a
     # 12th lot (earning 8 more); 1096 has no room for a 13th, so 18 lots go to ADL.
-    ex.step(
-        [order(0, maker, LIMIT, BUY, 79.0, 5), order(0, maker, LIMIT, SELL, 88.2, 5)], [88.0]
-    )
+    ex.step([order(0, maker, LIMIT, BUY, 79.0, 5), order(0, maker, LIMIT, SELL, 88.2, 5)], [88.0])
     stats = ex.market_stats()["ALT"]
     assert stats["mark"] == pytest.approx(88.0)
     assert ex.state.pos[0, :, 0].tolist() == [12, 0, 0, -12]

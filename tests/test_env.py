@@ -331,7 +331,7 @@ def test_liability_charges_each_steps_fund_drawdown_once():
 
 
 def test_a_liquidated_agent_stays_out_when_the_episode_runs_on():
-    env = MarketMakingEnv(scenario="oct10", leverage=125.0, terminate_on_liquidation=False)
+    env = MarketMakingEnv(scenario="oct10", capital=1e6, terminate_on_liquidation=False)
     batch = env.core.batch
     a, k = int(batch.agent_params.account[0]), int(batch.market_index[0])
     env.reset(seed=0)

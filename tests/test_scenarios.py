@@ -97,3 +97,94 @@ def test_withdrawals_name_the_signal_that_crossed_and_the_return():
     assert got[2][:4] == (0, 8.0, "inventory", 1.1) and math.isnan(got[2][4])
     assert signal_counts(rows) == {"inventory": 2, "loss": 1}
     assert list(signal_counts(rows)) == ["inventory", "loss"]
+
+
+def test_cli_counterfactuals_rerun_the_given_scenario_against_a_reference(monkeypatch):
+    from types import SimpleNamespace
+
+    from mmgym.scenario import __main__ as cli
+    from mmgym.scenario import load_scenario
+
+    calls = []
+
+    def fake_run(scenario, seed, **overrides):
+        calls.append((scenario, seed, overrides))
+        return SimpleNamespace(summary=overrides)
+
+    monkeypatch.setattr(cli, "run", fake_run)
+    monkeypatch.setattr(cli, "oct10_criteria", lambda *summaries: list(summaries))
+    given = {"steps": 600, "mm_obligations": True}
+    result = SimpleNamespace(scenario=load_scenario("oct10", **given), summary=given)
+    rows, reference = cli.criteria_for(result, "copy/of/oct10.yaml", 3, given)
+    reference_switches = {"collateral_pricing": "internal_book", "mm_obligations": False}
+    assert [c[:2] for c in calls] == [("copy/of/oct10.yaml", 3)] * 3
+    assert [c[2] for c in calls] == [
+        {"steps": 600, **reference_switches},
+        {"steps": 600, **reference_switches, "collateral_pricing": "conversion"},
+        {"steps": 600, **reference_switches, "mm_obligations": True},
+    ]
+    assert reference is not result and rows[0] == reference.summary
+    calls.clear()  # with the reference switches the main run is the reference
+    result = SimpleNamespace(scenario=load_scenario("oct10", steps=600), summary={})
+    rows, reference = cli.criteria_for(result, "oct10", 3, {"steps": 600})
+    assert len(calls) == 2 and reference is result and rows[0] is result.summary
+
+
+def test_cli_runs_a_renamed_copy_and_says_which_run_the_criteria_read(tmp_path, capsys):
+    from mmgym.scenario.__main__ import main
+    from mmgym.scenario.config import CONFIG_DIR
+
+    text = (CONFIG_DIR / "oct10.yaml").read_text().replace("name: oct10", "name: copy")
+    path, md = tmp_path / "copy.yaml", tmp_path / "copy.md"
+    path.write_text(text.replace("steps: 9000", "steps: 600"))
+    args = [str(path), "--set", "mm_obligations=true", "--report", str(md)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "copy, seed 0: 600 steps" in out and "obligations: smaller depth trough" in out
+    assert "criteria read a reference run with collateral_pricing=internal_book" in out
+    assert "## Calibration\n\nThe criteria read a reference run" in md.read_text()
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "steps=[1"], "--set steps: '[1' is not valid YAML"),
+        (["--seed", "-1"], "seed must be >= 0, got -1"),
+        (["--seed", "x"], "seed must be an integer"),
+        (["--plot", "no/such/dir/x.png"], "--plot: directory 'no/such/dir' does not exist"),
+        (["--report", "no/such/dir/x.md"], "--report: directory 'no/such/dir' does not exist"),
+    ],
+)
+def test_cli_bad_arguments_are_argparse_errors(args, message, capsys):
+    from mmgym.scenario.__main__ import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["calm", *args])
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_cli_config_errors_are_reported(capsys):
+    from mmgym.scenario.__main__ import main
+
+    assert main(["calm", "--set", "exchange.markets=null"]) == 2
+    assert "exchange.markets must be a list, got None" in capsys.readouterr().err
+
+
+def test_cli_reads_numbers_in_exponent_form_as_numbers(capsys):
+    from mmgym.scenario.__main__ import _override, main
+
+    assert _override("population.makers.capital=2e6") == ("population.makers.capital", 2e6)
+    assert _override("steps=6.0e+2") == ("steps", 600.0)
+    assert _override("adl_formula=bitmex") == ("adl_formula", "bitmex")
+    assert _override("name=inf") == ("name", "inf")
+    assert main(["calm", "--set", "steps=6e2"]) == 0  # YAML alone reads 6e2 as text
+    assert "calm, seed 0: 600 steps" in capsys.readouterr().out
+
+
+def test_cli_malformed_scenario_file_is_an_error(tmp_path, capsys):
+    from mmgym.scenario.__main__ import main
+
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: broken\nsteps: [1\n")
+    assert main([str(path)]) == 2
+    assert f"{path}: not valid YAML" in capsys.readouterr().err

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from .brackets import BTCUSDT_BRACKETS, SMALL_ALT_BRACKETS, Bracket, validate_brackets
 from .codes import ADL_FORMULA_NAMES
@@ -19,20 +22,51 @@ class ConfigError(ValueError):
     """A configuration value is missing, unknown, of the wrong type or out of range."""
 
 
-def check_number(name, value, lo=-math.inf, hi=math.inf, *, integer=False, lo_open=False):
-    """Return ``value`` as float/int if it lies in the allowed range, else raise ConfigError."""
+def check_number(
+    name, value, lo=-math.inf, hi=math.inf, *, integer=False, lo_open=False, allow_inf=False
+):
+    """Return ``value`` as a plain float (int if ``integer``) if it lies in the allowed
+    range, else raise ConfigError naming ``name`` and the range.
+
+    Any real number is accepted, numpy scalars included, but not booleans. NaN is
+    rejected, and so is infinity unless ``allow_inf`` (for fields where ``.inf``
+    documents "no limit"; it must then lie in the range too).
+    """
     kind = "an integer" if integer else "a number"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"{name} must be {kind}, got {value!r}")
-    if integer and not float(value).is_integer():
-        raise ConfigError(f"{name} must be {kind}, got {value!r}")
-    if not math.isfinite(value) and not (value == hi == math.inf):
-        raise ConfigError(f"{name} must be finite, got {value!r}")
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{name} must be {kind}, got {value!r}{_yaml_hint(value)}")
+    if isinstance(value, numbers.Integral):
+        value = int(value)
+    else:
+        value = float(value)
+        if math.isnan(value) or (math.isinf(value) and not allow_inf):
+            raise ConfigError(f"{name} must be finite, got {value!r}")
+        if integer and not value.is_integer():
+            raise ConfigError(f"{name} must be {kind}, got {value!r}")
     below = value <= lo if lo_open else value < lo
     if below or value > hi:
         left = "(" if lo_open else "["
         raise ConfigError(f"{name} must be in {left}{lo}, {hi}], got {value!r}")
     return int(value) if integer else float(value)
+
+
+def _yaml_hint(value) -> str:
+    """How to write a number that YAML read as text (PyYAML reads ``2e6`` as a string)."""
+    if not isinstance(value, str) or "e" not in value.lower():
+        return ""
+    try:
+        number = float(value)
+    except ValueError:
+        return ""
+    if not math.isfinite(number):
+        return ""
+    written = repr(number)
+    if "e" in written and "." not in written:  # 1e-07 is text to YAML too
+        written = written.replace("e", ".0e")
+    return (
+        f" (YAML reads {value!r} as text: write {written}; in exponent form a number "
+        "needs a dot and a signed exponent, as in 2.0e+6)"
+    )
 
 
 def check_choice(name, value, allowed):
@@ -57,7 +91,9 @@ class MarketConfig:
     ``internal_book``, 0 for ``conversion`` or the number given.
 
     ``position_limit`` caps each account's position notional (orders that would
-    exceed it are rejected); ``circuit_breaker`` > 0 halts the market for
+    exceed it are rejected); ``liquidation_cap`` and ``fund_unwind_cap`` cap the
+    notional that liquidations and the fund's unwinds send to the book per step;
+    all three default to ``inf`` (none). ``circuit_breaker`` > 0 halts the market for
     ``breaker_halt`` steps when its mark moves more than that fraction from the
     reference taken every ``breaker_window`` steps.
     """
@@ -113,9 +149,14 @@ class MarketConfig:
             check_choice(f"{where}.collateral_pricing", pricing, COLLATERAL_PRICING)
         else:
             check_number(f"{where}.collateral_pricing", pricing, 0.0, 1.0)
-        check_number(f"{where}.liquidation_cap", self.liquidation_cap, 0.0, math.inf, lo_open=True)
-        check_number(f"{where}.fund_unwind_cap", self.fund_unwind_cap, 0.0, math.inf)
-        check_number(f"{where}.position_limit", self.position_limit, 0.0, math.inf, lo_open=True)
+        # .inf (the default) means no cap / no limit.
+        check_number(
+            f"{where}.liquidation_cap", self.liquidation_cap, 0.0, lo_open=True, allow_inf=True
+        )
+        check_number(f"{where}.fund_unwind_cap", self.fund_unwind_cap, 0.0, allow_inf=True)
+        check_number(
+            f"{where}.position_limit", self.position_limit, 0.0, lo_open=True, allow_inf=True
+        )
         check_number(f"{where}.circuit_breaker", self.circuit_breaker, 0.0, 1.0)
         return dataclasses.replace(self, brackets=brackets)
 
@@ -191,6 +232,8 @@ class ExchangeConfig:
         check_fields(cls, data, "exchange")
         kwargs = dict(data)
         if "markets" in kwargs:
+            if not isinstance(kwargs["markets"], (list, tuple)):
+                raise ConfigError(f"markets must be a list of markets, got {kwargs['markets']!r}")
             kwargs["markets"] = tuple(
                 _market_from_dict(m, f"markets[{k}]") for k, m in enumerate(kwargs["markets"])
             )

@@ -118,7 +118,9 @@ class MarketMakingEnv(gym.Env):
     horizon; ``render()`` returns one frame per env; an env that resets
     reports an empty info: its ``_key`` masks are False);
     ``mmgym.make_sb3_vec_env`` wraps it for
-    Stable-Baselines3; ``mmgym.parallel_env`` puts K learning makers in one
+    Stable-Baselines3 (``get_images`` gives one frame per env; ``set_attr`` and
+    ``env_method`` act on every env at once and need all indices; reset options
+    are rejected); ``mmgym.parallel_env`` puts K learning makers in one
     exchange (PettingZoo).
 
     ## Version History

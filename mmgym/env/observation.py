@@ -20,8 +20,12 @@ MARKET_FIELDS = (
     ("volatility", "sqrt of the EWMA of squared normalised returns (1 = usual)", 0.0, INF),
     ("spread", f"book spread in % of mid ({SPREAD_CAP:g} when a side is empty)", 0.0, SPREAD_CAP),
     ("imbalance", "(bid - ask) / (bid + ask) depth within 1% of mid", -1.0, 1.0),
-    ("depth", f"1% depth / its level when the episode began (capped at {RATIO_CAP:g})", 0.0,
-     RATIO_CAP),
+    (
+        "depth",
+        f"1% depth / its level when the episode began (capped at {RATIO_CAP:g})",
+        0.0,
+        RATIO_CAP,
+    ),
     ("basis", "(mark - index) / index, %", -INF, INF),
     ("inventory", "position notional / capital (signed)", -INF, INF),
     ("liquidations", "log(1 + liquidation notional / usual quoted notional)", 0.0, INF),
@@ -32,10 +36,18 @@ MARKET_FIELDS = (
 ACCOUNT_FIELDS = (
     ("pnl", "equity change since the episode began / capital", -INF, INF),
     ("upnl", "unrealised PnL of perpetual positions / capital", -INF, INF),
-    ("margin_ratio", f"maintenance margin / margin equity (1 = liquidation, cap {RATIO_CAP:g})",
-     0.0, RATIO_CAP),
-    ("collateral", "value of own collateral coins / their value at the start (1 if none)", 0.0,
-     INF),
+    (
+        "margin_ratio",
+        f"maintenance margin / margin equity (1 = liquidation, cap {RATIO_CAP:g})",
+        0.0,
+        RATIO_CAP,
+    ),
+    (
+        "collateral",
+        "value of own collateral coins / their value at the start (1 if none)",
+        0.0,
+        INF,
+    ),
     ("insurance_fund", "insurance fund / its initial balance", -INF, INF),
     ("stressed", "1 while the stress indicator is on", 0.0, 1.0),
     ("time_sin", "sin(2 pi time of day)", -1.0, 1.0),
@@ -45,8 +57,12 @@ ACCOUNT_FIELDS = (
 # Written by the episode logic after the kernel, from the obligation monitor: the
 # duties' verdict depends on the rolling window, so the agent must be able to see it.
 OBLIGATION_FIELDS = (
-    ("presence", "compliant share of the quoting duties' rolling window (1 at the start)", 0.0,
-     1.0),
+    (
+        "presence",
+        "compliant share of the quoting duties' rolling window (1 at the start)",
+        0.0,
+        1.0,
+    ),
 )
 assert len(MARKET_FIELDS) == N_MARKET_OBS and len(ACCOUNT_FIELDS) == N_ACCOUNT_OBS
 

@@ -131,7 +131,11 @@ class MarketMakingParallelEnv(ParallelEnv):
             )
         out = np.full((1, self.max_num_agents, self._action_shape[0]), -1.0)
         for agent in self.agents:
-            out[0, self._index[agent]] = check_actions(actions[agent], self._action_shape)
+            try:
+                checked = check_actions(actions[agent], self._action_shape)
+            except ValueError as err:
+                raise ValueError(f"actions[{agent!r}]: {err}") from None
+            out[0, self._index[agent]] = checked
         return out
 
     def step(self, actions):

@@ -2,56 +2,107 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
-from .core import INFO_KEYS
+from ..core.config import check_number
+from .core import info_rows
 from .vector import MarketMakingVectorEnv
 
 
 class SharedConfigVecEnv(VecEnv):
     """VecEnv whose sub-envs share one configuration, held by ``config_owner()``.
 
-    ``get_attr`` / ``env_method`` answer from that object once per index;
-    ``set_attr`` changes it, so it needs every index.
+    ``get_attr`` answers from that object once per index (``per_env_attrs``
+    maps an attribute to the owner's per-env one). ``set_attr`` and
+    ``env_method`` act on every sub-env at once, so they need every index;
+    ``env_method`` calls the method once and returns its result for each
+    index. Indices must lie in ``[0, num_envs - 1]``.
     """
+
+    per_env_attrs: dict[str, str] = {}
+    render_modes: tuple[str, ...] = ()
 
     def config_owner(self):
         return self
 
-    def _indices(self, indices):
+    def _indices(self, indices) -> list[int]:
         if indices is None:
-            return range(self.num_envs)
-        if isinstance(indices, int):
-            return [indices]
-        return indices
+            return list(range(self.num_envs))
+        if isinstance(indices, (int, np.integer)):
+            indices = [indices]
+        out = []
+        for i in indices:
+            if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
+                raise ValueError(f"indices must be integers in [0, {self.num_envs - 1}], got {i!r}")
+            if not 0 <= i < self.num_envs:
+                raise IndexError(
+                    f"env index {i} out of range for num_envs={self.num_envs} "
+                    f"(allowed 0..{self.num_envs - 1})"
+                )
+            out.append(int(i))
+        return out
+
+    def _all_indices(self, indices, what: str) -> None:
+        # One batch holds every sub-env: acting on some of them would change the rest too.
+        if set(self._indices(indices)) != set(range(self.num_envs)):
+            raise ValueError(
+                f"the sub-envs share one configuration and are stepped together: "
+                f"{what} needs all indices (indices=None), got {indices!r}"
+            )
 
     def get_attr(self, attr_name: str, indices=None) -> list:
-        value = getattr(self.config_owner(), attr_name)
+        name = self.per_env_attrs.get(attr_name, attr_name)
+        value = getattr(self.config_owner(), name)
         return [value for _ in self._indices(indices)]
 
     def set_attr(self, attr_name: str, value, indices=None) -> None:
-        if len(list(self._indices(indices))) != self.num_envs:
-            raise ValueError("the sub-envs share one configuration: set_attr needs all indices")
+        self._all_indices(indices, "set_attr")
+        if attr_name == "render_mode":
+            # SB3's render() reads the adapter's own render_mode: keep both in step.
+            if value is not None and value not in self.render_modes:
+                raise ValueError(
+                    f"render_mode must be one of {list(self.render_modes)} or None, got {value!r}"
+                )
+            self.render_mode = value
         setattr(self.config_owner(), attr_name, value)
 
     def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list:
-        method = getattr(self.config_owner(), method_name)
-        return [method(*method_args, **method_kwargs) for _ in self._indices(indices)]
+        self._all_indices(indices, f"env_method({method_name!r})")
+        result = getattr(self.config_owner(), method_name)(*method_args, **method_kwargs)
+        return [result] * self.num_envs
 
     def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
         return [False for _ in self._indices(indices)]
+
+    def set_options(self, options=None) -> None:
+        """Reject reset options: these envs take none, and SB3's reset resets every env."""
+        given = [options] if isinstance(options, dict) else list(options or [])
+        if any(given):
+            raise ValueError(f"options: these envs take no reset options, got {options!r}")
+        super().set_options(options)
 
 
 class SB3VecEnv(SharedConfigVecEnv):
     """SB3's VecEnv API over ``MarketMakingVectorEnv`` (reset at once, as SB3 expects).
 
-    Finished envs report ``terminal_observation`` and ``TimeLimit.truncated``
-    in their info. ``get_attr`` / ``set_attr`` / ``env_method`` address the
-    shared vector env: every index sees the same attribute (all sub-envs share
-    one configuration). ``seed(s)`` seeds env i with ``s + i`` at the next reset.
+    Infos carry ``INFO_KEYS`` and ``reward_<part>``; finished envs also report
+    ``terminal_observation`` and ``TimeLimit.truncated``. ``get_attr`` /
+    ``set_attr`` / ``env_method`` address the shared vector env (all sub-envs
+    share one configuration): ``get_attr("observation_space")`` and
+    ``("action_space")`` give the single-env spaces, other attributes the
+    vector env's; ``set_attr`` and ``env_method`` need every index.
+    ``seed(s)`` seeds env i with ``s + i`` at the next reset.
     """
+
+    per_env_attrs = {
+        "observation_space": "single_observation_space",
+        "action_space": "single_action_space",
+    }
+    render_modes = tuple(MarketMakingVectorEnv.metadata["render_modes"])
 
     def __init__(self, venv: MarketMakingVectorEnv):
         if venv.autoreset_mode != AutoresetMode.SAME_STEP:
@@ -73,8 +124,7 @@ class SB3VecEnv(SharedConfigVecEnv):
 
     def step_wait(self):
         obs, reward, terminated, truncated, final_obs = self.venv.step_arrays(self._actions)
-        rows = self.venv.core.last_info[:, :, 0].T.tolist()
-        infos = [dict(zip(INFO_KEYS, row, strict=True)) for row in rows]
+        infos = info_rows(self.venv.core)
         for i, last in final_obs.items():
             infos[i]["terminal_observation"] = last
             infos[i]["TimeLimit.truncated"] = bool(truncated[i])
@@ -86,8 +136,13 @@ class SB3VecEnv(SharedConfigVecEnv):
     def config_owner(self):
         return self.venv
 
-    def get_images(self):
-        return [self.venv.render()]
+    def get_images(self) -> list[np.ndarray | None]:
+        """One frame per env (``render_mode="rgb_array"``), else ``num_envs`` Nones."""
+        if self.render_mode != "rgb_array":
+            mode = self.render_mode
+            warnings.warn(f"get_images needs render_mode 'rgb_array', got {mode!r}", stacklevel=2)
+            return [None] * self.num_envs
+        return list(self.venv.render())
 
 
 def make_sb3_vec_env(n_envs: int = 8, monitor: bool = True, **kwargs) -> VecEnv:
@@ -96,6 +151,7 @@ def make_sb3_vec_env(n_envs: int = 8, monitor: bool = True, **kwargs) -> VecEnv:
     With ``monitor`` (default) it is wrapped in ``VecMonitor`` so episode
     returns and lengths reach SB3's logger.
     """
+    n_envs = check_number("n_envs", n_envs, 1, integer=True)
     kwargs["autoreset_mode"] = AutoresetMode.SAME_STEP
     env = SB3VecEnv(MarketMakingVectorEnv(num_envs=n_envs, **kwargs))
     return VecMonitor(env) if monitor else env

@@ -25,9 +25,11 @@ class SharedPolicyVecEnv(SharedConfigVecEnv):
     ``terminal_observation``, and the returned observations start e's next
     episode. ``seed(s)`` seeds exchange e with ``s + e`` at the next reset.
     ``get_attr`` / ``set_attr`` / ``env_method`` address this adapter (all
-    slots share one configuration). ``render_mode="rgb_array"`` draws one
-    image per exchange.
+    slots share one configuration; ``set_attr`` and ``env_method`` need every
+    index). ``render_mode="rgb_array"`` draws one image per exchange.
     """
+
+    render_modes = ("rgb_array",)
 
     def __init__(
         self,

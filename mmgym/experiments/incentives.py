@@ -253,12 +253,25 @@ def figure(regime: str, series: dict, path: Path) -> None:
     ):
         ax.plot(minutes, series[key], color="black", lw=1)
         ax.fill_between(
-            minutes, 0, 1, where=quoted, transform=ax.get_xaxis_transform(),
-            color="tab:green", alpha=0.15, lw=0, label="learned maker quoting",
+            minutes,
+            0,
+            1,
+            where=quoted,
+            transform=ax.get_xaxis_transform(),
+            color="tab:green",
+            alpha=0.15,
+            lw=0,
+            label="learned maker quoting",
         )
         ax.fill_between(
-            minutes, 0, 0.04, where=stressed, transform=ax.get_xaxis_transform(),
-            color="tab:red", lw=0, label="stress indicator on",
+            minutes,
+            0,
+            0.04,
+            where=stressed,
+            transform=ax.get_xaxis_transform(),
+            color="tab:red",
+            lw=0,
+            label="stress indicator on",
         )
         ax.set_ylabel(label)
     axes[0].legend(loc="lower left")
@@ -290,6 +303,20 @@ def main(argv=None) -> None:
         "--regimes", nargs="+", choices=REGIMES, help="regimes to train and evaluate (all)"
     )
     args = parser.parse_args(argv)
+    # Checked before the output directory exists and before hours of training.
+    for flag, value, hi in (
+        ("--total-timesteps", args.total_timesteps, 2**62),
+        ("--n-envs", args.n_envs, 4096),  # as in the hyperparameter files
+        ("--jobs", args.jobs, 1024),
+    ):
+        if value is not None and not 1 <= value <= hi:
+            parser.error(f"{flag} must be >= 1 and <= {hi}, got {value}")
+    for flag, seeds in (("--train-seeds", args.train_seeds), ("--eval-seeds", args.eval_seeds)):
+        for seed in seeds or ():
+            if not 0 <= seed < 2**32:  # numpy's seed range, as agents.training checks
+                parser.error(f"{flag} must be in [0, 2**32 - 1], got {seed}")
+        if seeds and len(set(seeds)) != len(seeds):
+            parser.error(f"{flag} must not repeat a seed, got {seeds}")
     budget = QUICK if args.quick else FULL
     changes = {
         "total_timesteps": args.total_timesteps,
@@ -300,10 +327,6 @@ def main(argv=None) -> None:
         "config": str(args.config) if args.config else None,
     }
     budget = dataclasses.replace(budget, **{k: v for k, v in changes.items() if v is not None})
-    if budget.total_timesteps < 1 or budget.n_envs < 1:
-        parser.error("--total-timesteps and --n-envs must be >= 1")
-    if args.jobs < 1:
-        parser.error(f"--jobs must be >= 1, got {args.jobs}")
     if budget.config is not None:
         from agents.hyperparams import load_hyperparams
         from mmgym.core.config import ConfigError

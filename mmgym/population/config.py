@@ -51,7 +51,8 @@ def _convert(hint, value, where):
     if hint is int:
         return check_number(where, value, integer=True)
     if hint is float:
-        return check_number(where, value, -math.inf, math.inf)
+        # Type only: each section's ``validate`` checks the range and where .inf is allowed.
+        return check_number(where, value, allow_inf=True)
     if hint is str:
         if not isinstance(value, str):
             raise ConfigError(f"{where} must be a string, got {value!r}")
@@ -220,12 +221,18 @@ class Leveraged:
         _fraction(where, "collateral_share", self.collateral_share)
         check_number(f"{where}.desks", self.desks, 1, 1000, integer=True)
         check_number(f"{where}.desk_leverage", self.desk_leverage, 1.0, 20.0)
-        check_number(f"{where}.holding_period", self.holding_period, 1.0, math.inf)
+        # .inf (the default) turns turnover off / sends market orders (docstring).
+        check_number(f"{where}.holding_period", self.holding_period, 1.0, allow_inf=True)
         check_number(
-            f"{where}.turnover_slippage", self.turnover_slippage, 0.0, math.inf, lo_open=True
+            f"{where}.turnover_slippage", self.turnover_slippage, 0.0, lo_open=True, allow_inf=True
         )
         for name, w in self.weights.items():
             check_number(f"{where}.weights.{name}", w, 0.0, 1e6)
+        if self.count and self.weights and sum(self.weights.values()) <= 0:
+            # The shares are weights / sum: all zero would divide by zero.
+            raise ConfigError(
+                f"{where}.weights must have a positive sum when count > 0, got {self.weights}"
+            )
         for name, n in self.median_notional.items():
             check_number(f"{where}.median_notional.{name}", n, 0.0, 1e12, lo_open=True)
 
@@ -331,7 +338,8 @@ class Obligations:
 
     While obliged, a firm never withdraws: it keeps both sides within
     ``max_spread_bps`` (times ``stress_multiplier`` when stressed) with at least
-    ``min_notional`` a side.
+    ``min_notional`` a side. ``enabled`` is set from ``switches.mm_obligations``
+    (``scenario.config.parse_scenario``); a scenario file must not set it.
     """
 
     enabled: bool = False

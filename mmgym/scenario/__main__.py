@@ -2,19 +2,33 @@
 
 For a scenario with a shock the same seed is also run with conversion-ratio
 collateral pricing and with market-maker obligations, so that the
-counterfactual criteria can be checked.
+counterfactual criteria can be checked. They compare those runs with a
+reference run with neither (``REFERENCE``): the main run, unless it was given
+either switch, in which case the reference is run too and the output says so.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
+from pathlib import Path
 
 from ..core.config import ConfigError
 from .criteria import calm_criteria, oct10_criteria
 from .report import markdown, plot
 from .runner import run
 from .withdrawals import signal_counts, withdrawals
+
+# Switches of the run the counterfactual criteria compare with.
+REFERENCE = {"collateral_pricing": "internal_book", "mm_obligations": False}
+REFERENCE_NOTE = (
+    "criteria read a reference run with collateral_pricing=internal_book and "
+    "mm_obligations=false, not the run above"
+)
+# A plain decimal number, possibly with an exponent, which YAML 1.1 reads as text
+# unless it has a dot and a signed exponent ("2e6").
+NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
 
 
 def _override(text: str):
@@ -23,23 +37,56 @@ def _override(text: str):
     import yaml
 
     key, value = text.split("=", 1)
-    return key, yaml.safe_load(value)
+    try:
+        value = yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise argparse.ArgumentTypeError(f"--set {key}: {value!r} is not valid YAML") from None
+    if isinstance(value, str) and NUMBER.fullmatch(value):
+        value = float(value)
+    return key, value
 
 
-def criteria_for(result, seed: int, overrides: dict):
-    """Calibration rows for a run (runs the counterfactuals a shocked scenario needs)."""
-    name = result.scenario.name
-    if result.scenario.population.shocks:
-        conversion = run(name, seed, **{**overrides, "collateral_pricing": "conversion"})
-        obliged = run(name, seed, **{**overrides, "mm_obligations": True})
-        return oct10_criteria(result.summary, conversion.summary, obliged.summary)
-    return calm_criteria(result.summary)
+def _seed(text: str) -> int:
+    try:
+        seed = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"seed must be an integer, got {text!r}") from None
+    if seed < 0:
+        raise argparse.ArgumentTypeError(f"seed must be >= 0, got {seed}")
+    return seed
+
+
+def criteria_for(result, scenario, seed: int, overrides: dict):
+    """Calibration rows for a run, and the run they read.
+
+    ``scenario`` is what ``result`` was run from (a name or path: a copied file
+    keeps its edits). A shocked scenario's rows compare a reference run (switches
+    ``REFERENCE``; ``result`` itself when it has them) with counterfactual runs of
+    the same seed, one with conversion pricing and one with obligations.
+    """
+    if not result.scenario.population.shocks:
+        return calm_criteria(result.summary), result
+    switches = result.scenario.switches
+    reference = result
+    if (switches.collateral_pricing, switches.mm_obligations) != tuple(REFERENCE.values()):
+        reference = run(scenario, seed, **{**overrides, **REFERENCE})
+    conversion = run(
+        scenario, seed, **{**overrides, **REFERENCE, "collateral_pricing": "conversion"}
+    )
+    obliged = run(scenario, seed, **{**overrides, **REFERENCE, "mm_obligations": True})
+    return oct10_criteria(reference.summary, conversion.summary, obliged.summary), reference
+
+
+def _check_output(parser, flag, path) -> None:
+    folder = Path(path).parent
+    if not folder.is_dir():
+        parser.error(f"{flag}: directory {str(folder)!r} does not exist")
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mmgym.scenario", description=__doc__)
     parser.add_argument("scenario", help="a name in configs/ (calm, oct10) or a YAML path")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=_seed, default=0, help="a seed >= 0 (0)")
     parser.add_argument("--plot", metavar="PNG", help="write a chart here")
     parser.add_argument("--report", metavar="MD", help="write a markdown report here")
     parser.add_argument(
@@ -51,9 +98,15 @@ def main(argv=None) -> int:
         help="override a switch, a top-level key or a dotted path",
     )
     args = parser.parse_args(argv)
+    # Fail before the runs, not after them.
+    if args.plot:
+        _check_output(parser, "--plot", args.plot)
+    if args.report:
+        _check_output(parser, "--report", args.report)
     overrides = dict(args.set)
     try:
         result = run(args.scenario, args.seed, **overrides)
+        rows, reference = criteria_for(result, args.scenario, args.seed, overrides)
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -67,7 +120,8 @@ def main(argv=None) -> int:
     left = withdrawals(result.timeline, result.scenario.dt)
     counts = ", ".join(f"{signal} {n}" for signal, n in signal_counts(left).items())
     print(f"  firm withdrawals: {len(left)}" + (f" ({counts})" if counts else ""))
-    rows = criteria_for(result, args.seed, overrides)
+    if reference is not result:
+        print(f"  {REFERENCE_NOTE}")
     for row in rows:
         print(
             f"  [{'ok' if row.holds else 'NO'}] {row.name}: {row.simulated} "
@@ -77,7 +131,12 @@ def main(argv=None) -> int:
         plot(result, args.plot)
     if args.report:
         with open(args.report, "w") as fh:
-            fh.write(markdown(result, rows))
+            report = markdown(result, rows)
+            if reference is not result:  # under the calibration table's heading
+                report = report.replace(
+                    "## Calibration\n", f"## Calibration\n\nThe {REFERENCE_NOTE}.\n", 1
+                )
+            fh.write(report)
     return 0
 
 

@@ -62,7 +62,10 @@ class Switches:
         if not isinstance(self.mm_obligations, bool):
             raise ConfigError(f"{where}.mm_obligations must be true or false")
         check_number(f"{where}.circuit_breaker", self.circuit_breaker, 0.0, 1.0)
-        check_number(f"{where}.position_limits", self.position_limits, 0.0, math.inf, lo_open=True)
+        # .inf (the default) means no limit.
+        check_number(
+            f"{where}.position_limits", self.position_limits, 0.0, lo_open=True, allow_inf=True
+        )
         check_choice(f"{where}.adl_formula", self.adl_formula, ADL_FORMULA_NAMES)
 
 
@@ -82,6 +85,9 @@ class Scenario:
 
 def _clock(value) -> float:
     if isinstance(value, (int, float)) and not isinstance(value, bool):
+        # A time of day: NaN, inf or a day and more would break the time axes.
+        if not 0.0 <= value < 86400.0:
+            raise ConfigError(f"start_clock must be in [0, 86400) seconds, got {value!r}")
         return float(value)
     if isinstance(value, str) and value.count(":") == 1:
         hours, minutes = value.split(":")
@@ -98,8 +104,11 @@ def load_raw(name_or_path) -> dict:
     if not path.exists():
         names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")) if CONFIG_DIR.exists() else []
         raise ConfigError(f"unknown scenario {name_or_path!r}; known: {names}")
-    with open(path) as fh:
-        data = yaml.safe_load(fh)
+    try:
+        with open(path) as fh:
+            data = yaml.safe_load(fh)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a scenario must be a mapping")
     return data
@@ -131,6 +140,15 @@ def apply_overrides(data: dict, overrides: dict) -> dict:
     return data
 
 
+# Per-market and exchange fields that a switch sets for every market: a scenario
+# gives them under ``switches`` only, so that a switch can never be overwritten.
+MARKET_SWITCHES = {
+    "collateral_pricing": "collateral_pricing",
+    "circuit_breaker": "circuit_breaker",
+    "position_limit": "position_limits",
+}
+
+
 def parse_scenario(data: dict) -> Scenario:
     """Validate a raw scenario mapping."""
     unknown = sorted(set(data) - set(TOP_KEYS))
@@ -139,17 +157,30 @@ def parse_scenario(data: dict) -> Scenario:
     for key in ("name", "steps", "exchange", "population"):
         if key not in data:
             raise ConfigError(f"scenario field {key!r} is required")
+    for key in ("name", "description"):
+        if key in data and not isinstance(data[key], str):
+            raise ConfigError(f"{key} must be a string, got {data[key]!r}")
     switches = from_mapping(Switches, data.get("switches", {}), "switches")
     exchange = dict(data["exchange"]) if isinstance(data["exchange"], dict) else data["exchange"]
     if not isinstance(exchange, dict):
         raise ConfigError("exchange must be a mapping")
     if "n_accounts" in exchange:
         raise ConfigError("exchange.n_accounts is set by the population; remove it")
+    if "adl_formula" in exchange:
+        raise ConfigError("exchange.adl_formula is set by a switch: use switches.adl_formula")
     exchange["adl_formula"] = switches.adl_formula
+    if not isinstance(exchange.get("markets", []), list):
+        raise ConfigError(f"exchange.markets must be a list, got {exchange['markets']!r}")
     markets = []
-    for m in exchange.get("markets", []):
+    for k, m in enumerate(exchange.get("markets", [])):
         m = dict(m) if isinstance(m, dict) else m
         if isinstance(m, dict):
+            for key, switch in MARKET_SWITCHES.items():
+                if key in m:
+                    raise ConfigError(
+                        f"exchange.markets[{k}].{key} is set by a switch for every market: "
+                        f"use switches.{switch}"
+                    )
             if m.get("kind") == "spot":
                 m["collateral_pricing"] = switches.collateral_pricing
             m["circuit_breaker"] = switches.circuit_breaker
@@ -157,14 +188,21 @@ def parse_scenario(data: dict) -> Scenario:
         markets.append(m)
     exchange["markets"] = markets
     exchange_config = ExchangeConfig.from_dict(exchange)
+    raw_population = data["population"]
+    obligations = raw_population.get("obligations") if isinstance(raw_population, dict) else None
+    if isinstance(obligations, dict) and "enabled" in obligations:
+        raise ConfigError(
+            "population.obligations.enabled is set by a switch: use switches.mm_obligations"
+        )
     population = from_mapping(Population, data["population"], "population")
-    if switches.mm_obligations:
-        obligations = dataclasses.replace(population.obligations, enabled=True)
-        population = dataclasses.replace(population, obligations=obligations)
+    # The switch alone turns obligations on or off.
+    obligations = dataclasses.replace(population.obligations, enabled=switches.mm_obligations)
+    population = dataclasses.replace(population, obligations=obligations)
     _check_market_names(population, exchange_config)
+    _check_sizes(population, exchange_config)
     return Scenario(
-        name=str(data["name"]),
-        description=str(data.get("description", "")),
+        name=data["name"],
+        description=data.get("description", ""),
         steps=check_number("steps", data["steps"], 1, 10**7, integer=True),
         dt=check_number("dt", data.get("dt", 1.0), 0.0, 3600.0, lo_open=True),
         start_clock=_clock(data.get("start_clock", 0)),
@@ -211,7 +249,40 @@ def _check_market_names(population: Population, exchange: ExchangeConfig) -> Non
     makers = population.makers
     for name in makers.quoting:
         need(f"population.makers.quoting.{name}", name, names)
-    if makers.unified and makers.collateral_share > 0:
+    for name in makers.base_volatility:
+        need(f"population.makers.base_volatility.{name}", name, names)
+    # Without firms there is no collateral to place (as in ``population.build``).
+    if makers.firms and makers.unified and makers.collateral_share > 0:
         need("population.makers.collateral_market", makers.collateral_market, spots)
     if population.loopers.count:
         need("population.loopers.market", population.loopers.market, spots)
+
+
+# Prices are integer ticks, exact in float64 up to 2**53. At MIN_LOT_NOTIONAL
+# USDT a lot, a 1e14 USDT position is 1e18 lots, still within int64 (9.2e18);
+# a lot worth more than MAX_LOT_NOTIONAL exceeds the orders the population
+# sends, so nothing would trade.
+MAX_TICKS = 2**53
+MIN_LOT_NOTIONAL = 1e-4
+MAX_LOT_NOTIONAL = 1e6
+
+
+def _check_sizes(population: Population, exchange: ExchangeConfig) -> None:
+    """Tick and lot sizes against each market's index start price."""
+    for k, market in enumerate(exchange.markets):
+        start = population.index[market.name].start
+        where = f"exchange.markets[{k}]"
+        # At least one tick inside the price band, else no limit order fits.
+        lo, hi = start / MAX_TICKS, start * market.price_band
+        if not lo <= market.tick_size <= hi:
+            raise ConfigError(
+                f"{where}.tick_size must be in [{lo:.3g}, {hi:.3g}] (start price / 2**53 to "
+                f"start price x price_band, start {start:g}), got {market.tick_size!r}"
+            )
+        lo, hi = MIN_LOT_NOTIONAL / start, MAX_LOT_NOTIONAL / start
+        if not lo <= market.lot_size <= hi:
+            raise ConfigError(
+                f"{where}.lot_size must be in [{lo:.3g}, {hi:.3g}] (a lot worth "
+                f"{MIN_LOT_NOTIONAL:g} to {MAX_LOT_NOTIONAL:g} USDT at start price {start:g}), "
+                f"got {market.lot_size!r}"
+            )

@@ -13,6 +13,7 @@ from ..core.codes import (
     ORDER_COLUMNS,
     RESULT_COLUMNS,
 )
+from ..core.config import check_number
 from ..population.build import build_params, make_exchange, populate
 from ..population.makers import STRESS_SIGNALS
 from ..population.step import run_episode
@@ -88,6 +89,8 @@ def run(name_or_config, seed: int = 0, **overrides) -> ScenarioResult:
     """Run a scenario with its scripted population for one seed."""
     import time
 
+    # None would draw an unrepeatable seed; True is not a seed.
+    seed = check_number("seed", seed, 0, 2**63 - 1, integer=True)
     scenario = load_scenario(name_or_config, **overrides)
     ex, pp, ps = build(scenario, [seed])
     steps, k = scenario.steps, scenario.exchange.n_markets

@@ -1,0 +1,158 @@
+"""Validation of numbers, exchange configs and scenario files: errors name the field."""
+
+import math
+
+import numpy as np
+import pytest
+
+from mmgym.core.config import ConfigError, ExchangeConfig, check_number
+from mmgym.scenario import load_scenario, run
+from mmgym.scenario.config import CONFIG_DIR, load_raw
+
+
+def test_infinity_only_where_a_caller_allows_it():
+    with pytest.raises(ConfigError, match="x must be finite, got inf"):
+        check_number("x", math.inf)
+    with pytest.raises(ConfigError, match="x must be finite, got nan"):
+        check_number("x", math.nan, allow_inf=True)
+    assert check_number("x", math.inf, 0.0, allow_inf=True) == math.inf
+    with pytest.raises(ConfigError, match=r"x must be in \[0.0, 1.0\], got inf"):
+        check_number("x", math.inf, 0.0, 1.0, allow_inf=True)
+    with pytest.raises(ConfigError, match="x must be an integer, got inf"):
+        check_number("x", math.inf, integer=True, allow_inf=True)
+
+
+@pytest.mark.parametrize(
+    ("value", "integer", "expected"),
+    [
+        (np.int64(3), True, 3),
+        (np.int32(3), False, 3.0),
+        (np.float32(0.5), False, 0.5),
+        (np.float64(2.0), True, 2),
+        (2**70, True, 2**70),
+    ],
+)
+def test_numpy_scalars_are_numbers_and_come_back_plain(value, integer, expected):
+    got = check_number("x", value, integer=integer)
+    assert got == expected and type(got) is type(expected)
+
+
+@pytest.mark.parametrize("value", [True, np.bool_(False), "3", None, [1]])
+def test_booleans_and_non_numbers_are_rejected(value):
+    with pytest.raises(ConfigError, match="x must be a number"):
+        check_number("x", value)
+
+
+def test_a_number_yaml_read_as_text_gets_a_hint():
+    with pytest.raises(ConfigError, match=r"got '2e6' \(YAML reads '2e6' as text: write 2000000.0"):
+        check_number("x", "2e6")
+    with pytest.raises(ConfigError, match=r"write 1.0e-07"):
+        check_number("x", "1e-7")
+
+
+def test_exchange_caps_may_be_infinite_but_the_fund_may_not():
+    market = {"name": "X", "liquidation_cap": math.inf, "fund_unwind_cap": math.inf}
+    config = ExchangeConfig.from_dict({"markets": [{**market, "position_limit": math.inf}]})
+    assert config.markets[0].position_limit == math.inf
+    with pytest.raises(ConfigError, match="insurance_fund must be finite"):
+        ExchangeConfig.from_dict({"markets": [market], "insurance_fund": math.inf})
+    with pytest.raises(ConfigError, match="markets must be a list of markets, got None"):
+        ExchangeConfig.from_dict({"markets": None})
+
+
+@pytest.mark.parametrize("name", sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+def test_every_bundled_scenario_loads(name):
+    assert load_scenario(name).name == name
+
+
+def calm(**changes):
+    return load_scenario("calm", **changes)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"start_clock": math.nan}, r"start_clock must be in \[0, 86400\) seconds, got nan"),
+        ({"start_clock": math.inf}, r"start_clock must be in \[0, 86400\)"),
+        ({"start_clock": -1}, r"start_clock must be in \[0, 86400\)"),
+        ({"start_clock": 86400}, r"start_clock must be in \[0, 86400\)"),
+        ({"name": 5}, "name must be a string, got 5"),
+        ({"description": None}, "description must be a string, got None"),
+        ({"exchange.markets": None}, "exchange.markets must be a list, got None"),
+        ({"exchange.markets": {"name": "X"}}, "exchange.markets must be a list"),
+        ({"exchange.adl_formula": "bitmex"}, "use switches.adl_formula"),
+        (
+            {"population.obligations.enabled": True},
+            "population.obligations.enabled is set by a switch: use switches.mm_obligations",
+        ),
+        (
+            {"population.leveraged.weights": {"BTCUSDT": 0.0, "ALTUSDT": 0}},
+            "population.leveraged.weights must have a positive sum when count > 0",
+        ),
+        (
+            {"population.makers.base_volatility": {"ETHUSDT": 0.001}},
+            r"population.makers.base_volatility.ETHUSDT must name one of \['BTCUSDT'",
+        ),
+        ({"population.index.BTCUSDT.volatility": math.inf}, "volatility must be finite"),
+        ({"steps": "2e6"}, r"steps must be an integer, got '2e6' \(YAML reads"),
+    ],
+)
+def test_bad_scenario_fields_are_named(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        calm(**changes)
+
+
+@pytest.mark.parametrize(
+    ("market", "switch"),
+    [
+        ({"collateral_pricing": "conversion"}, "collateral_pricing"),
+        ({"circuit_breaker": 0.1}, "circuit_breaker"),
+        ({"position_limit": 1e6}, "position_limits"),
+    ],
+)
+def test_switched_market_fields_are_only_set_by_the_switch(market, switch):
+    raw = load_raw("calm")
+    raw["exchange"]["markets"][2].update(market)
+    key = next(iter(market))
+    with pytest.raises(ConfigError, match=rf"markets\[2\]\.{key} .* use switches\.{switch}"):
+        load_scenario(raw)
+
+
+def test_obligations_follow_the_switch_alone():
+    assert not calm().population.obligations.enabled
+    assert calm(mm_obligations=True).population.obligations.enabled
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "message"),
+    [
+        ("tick_size", 1e-12, r"markets\[0\]\.tick_size must be in \[1.35e-11, 6.1e\+03\]"),
+        ("tick_size", 7000.0, r"markets\[0\]\.tick_size must be in \[1.35e-11, 6.1e\+03\]"),
+        ("lot_size", 1e-10, r"markets\[0\]\.lot_size must be in \[8.2e-10, 8.2\]"),
+        ("lot_size", 10.0, r"markets\[0\]\.lot_size must be in \[8.2e-10, 8.2\]"),
+    ],
+)
+def test_tick_and_lot_sizes_fit_the_start_price(key, value, message):
+    raw = load_raw("calm")
+    raw["exchange"]["markets"][0][key] = value  # BTCUSDT, start price 122,000
+    with pytest.raises(ConfigError, match=message):
+        load_scenario(raw)
+
+
+def test_no_firms_need_no_collateral_market():
+    raw = load_raw("calm")
+    raw["population"]["makers"] = {"firms": 0}
+    assert load_scenario(raw).population.makers.firms == 0
+
+
+def test_malformed_yaml_names_the_file(tmp_path):
+    path = tmp_path / "broken.yaml"
+    path.write_text("name: broken\nsteps: [1\n")
+    with pytest.raises(ConfigError, match=f"{path}: not valid YAML"):
+        load_scenario(str(path))
+
+
+@pytest.mark.parametrize("seed", [None, True, -1, 1.5, "0"])
+def test_run_needs_a_seed(seed):
+    with pytest.raises(ConfigError, match="seed must be"):
+        run("calm", seed)
