@@ -124,15 +124,18 @@ def maintenance_margin(notional, brackets=None) -> float:
     return _mm(notional, rows, cum)
 
 
-def initial_margin(notional, leverage) -> float:
-    """Initial margin ``notional / leverage``.
+def initial_margin(notional, leverage, brackets=None) -> float:
+    """Initial margin ``notional / min(leverage, max_leverage_tier)``, as the engine
+    margins an order: no more leverage than the bracket of ``notional`` allows.
 
     Parameters
     ----------
     notional : float
         Position notional in USDT, ``>= 0``.
     leverage : float
-        Chosen leverage, ``>= 1``. Not checked against a bracket's maximum.
+        Chosen leverage, ``>= 1``.
+    brackets : sequence of (floor, max_leverage, mmr), optional
+        Bracket table; ``None`` means ``DEFAULT_BRACKETS``.
 
     Returns
     -------
@@ -149,7 +152,8 @@ def initial_margin(notional, leverage) -> float:
     leverage = _finite("leverage", leverage)
     if not leverage >= 1.0:
         raise ValueError(f"leverage must be >= 1 and finite, got {leverage!r}")
-    return notional / leverage
+    rows, _ = _table(brackets)
+    return notional / min(leverage, rows[tier_of(notional, rows)].max_leverage)
 
 
 # --------------------------------------------------------------------------- prices
