@@ -22,6 +22,7 @@ from agents.hyperparams import ALGOS
 from agents.runs import EVALUATION, THROUGHPUT, write_json
 from agents.training import evaluate_with_baselines, plan_run, train
 from agents.yardstick import yardstick_fps
+from mmgym.cli_types import positive_int, seed_int
 from mmgym.core.config import ConfigError
 from mmgym.env.rewards import REGIMES
 
@@ -39,25 +40,6 @@ TABLE_METRICS = (
     "adl_count",
     "fund_drawdown",
 )
-
-
-def int_at_least(lowest: int, meaning: str):
-    """An argparse type: an integer >= ``lowest``, with ``meaning`` in the error."""
-
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"must be {meaning}, got {text!r}") from None
-        if value < lowest:
-            raise argparse.ArgumentTypeError(f"must be {meaning}, got {value}")
-        return value
-
-    return parse
-
-
-positive_int = int_at_least(1, "a positive integer")
-seed_int = int_at_least(0, "an integer >= 0")
 
 
 def parser() -> argparse.ArgumentParser:

@@ -29,6 +29,7 @@ import time
 
 import numpy as np
 
+from .cli_types import positive_int
 from .core import Exchange, ExchangeConfig, MarketConfig
 from .core.codes import (
     ACCEPTED,
@@ -334,17 +335,6 @@ def machine() -> str:
         f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}, numpy {np.__version__}"
     )
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: an integer >= 1 (every count here divides a time or sizes a run)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be an integer >= 1, got {value}")
-    return value
 
 
 def main(argv=None) -> None:

@@ -15,4 +15,4 @@ def test_counts_must_be_positive(flag, value, capsys):
         main([flag, value])
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
-    assert f"argument {flag}: must be an integer >= 1" in err
+    assert f"argument {flag}: must be a positive integer" in err

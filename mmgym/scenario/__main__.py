@@ -14,6 +14,7 @@ import re
 import sys
 from pathlib import Path
 
+from ..cli_types import seed_int
 from ..core.config import ConfigError
 from .criteria import calm_criteria, oct10_criteria
 from .report import markdown, plot
@@ -46,16 +47,6 @@ def _override(text: str):
     return key, value
 
 
-def _seed(text: str) -> int:
-    try:
-        seed = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"seed must be an integer, got {text!r}") from None
-    if seed < 0:
-        raise argparse.ArgumentTypeError(f"seed must be >= 0, got {seed}")
-    return seed
-
-
 def criteria_for(result, scenario, seed: int, overrides: dict):
     """Calibration rows for a run, and the run they read.
 
@@ -86,7 +77,7 @@ def _check_output(parser, flag, path) -> None:
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m mmgym.scenario", description=__doc__)
     parser.add_argument("scenario", help="a name in configs/ (calm, oct10) or a YAML path")
-    parser.add_argument("--seed", type=_seed, default=0, help="a seed >= 0 (0)")
+    parser.add_argument("--seed", type=seed_int, default=0, help="a seed >= 0 (0)")
     parser.add_argument("--plot", metavar="PNG", help="write a chart here")
     parser.add_argument("--report", metavar="MD", help="write a markdown report here")
     parser.add_argument(
