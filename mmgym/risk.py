@@ -124,18 +124,15 @@ def maintenance_margin(notional, brackets=None) -> float:
     return _mm(notional, rows, cum)
 
 
-def initial_margin(notional, leverage, brackets=None) -> float:
-    """Initial margin ``notional / min(leverage, max_leverage_tier)``, as the engine
-    margins an order: no more leverage than the bracket of ``notional`` allows.
+def initial_margin(notional, leverage) -> float:
+    """Initial margin ``notional / leverage``.
 
     Parameters
     ----------
     notional : float
         Position notional in USDT, ``>= 0``.
     leverage : float
-        Chosen leverage, ``>= 1``.
-    brackets : sequence of (floor, max_leverage, mmr), optional
-        Bracket table; ``None`` means ``DEFAULT_BRACKETS``.
+        Chosen leverage, ``>= 1``. Not checked against a bracket's maximum.
 
     Returns
     -------
@@ -152,8 +149,7 @@ def initial_margin(notional, leverage, brackets=None) -> float:
     leverage = _finite("leverage", leverage)
     if not leverage >= 1.0:
         raise ValueError(f"leverage must be >= 1 and finite, got {leverage!r}")
-    rows, _ = _table(brackets)
-    return notional / min(leverage, rows[tier_of(notional, rows)].max_leverage)
+    return notional / leverage
 
 
 # --------------------------------------------------------------------------- prices

@@ -253,7 +253,6 @@ class Market:
         self.liq_fee = float(cfg.liquidation_fee)
         self.floors = [float(b.floor) for b in cfg.brackets]
         self.mmrs = [float(b.mmr) for b in cfg.brackets]
-        self.max_leverages = [float(b.max_leverage) for b in cfg.brackets]
         self.cums = [0.0]
         for t in range(1, len(self.floors)):
             self.cums.append(self.cums[-1] + self.floors[t] * (self.mmrs[t] - self.mmrs[t - 1]))
@@ -405,9 +404,8 @@ class NaiveExchange:
                 lots = self.exposure(acc, k, extra_buy, extra_sell)
             else:
                 lots = self.exposure(acc, k, 0, 0)
-            notional = lots * m.lot * m.mark
-            im += notional / min(acc.leverage, m.max_leverages[m.tier(notional)])
-        return im
+            im += lots * m.lot * m.mark
+        return im / acc.leverage
 
     def free_margin(self, acc, k, extra_buy, extra_sell, spend, gain):
         reserved = acc.reserved_quote

@@ -52,7 +52,7 @@ SMALL_BRACKETS = (
     (0.0, 100.0, 0.005),
     (300.0, 50.0, 0.01),
     (1000.0, 20.0, 0.025),
-    (3000.0, 20.0, 0.05),  # 20x still: forced_partial_and_tie opens 3,000 at 20x
+    (3000.0, 10.0, 0.05),
 )
 ONE_TIER = ((0.0, 50.0, 0.02),)
 HIGH_MMR = ((0.0, 20.0, 0.05), (500.0, 10.0, 0.1))
@@ -620,7 +620,7 @@ def forced_adl_ranking(formula, shorts=ADL_SHORTS, long_lots=30):
     """Profitable shorts of different sizes, entries and wallets; a bankrupt long is
     auto-deleveraged against some of them in the order the formula ranks them."""
     config = adl_only_config(formula, n_accounts=9)
-    deposits = [(1, 1e6, 5.0, "cross", {}), (8, 160.0, 50.0, "cross", {})]  # 20x in its bracket
+    deposits = [(1, 1e6, 5.0, "cross", {}), (8, 100.0, 50.0, "cross", {})]
     deposits += [(9, 1e6, 1.0, "cross", {})]
     deposits += [(a, cash, 20.0, "cross", {}) for a, (cash, _, _) in shorts.items()]
     # Each short sells into the maker's bid at its entry, highest first.

@@ -129,15 +129,6 @@ def test_initial_margin_and_spot_balance_checks():
     assert res[0, 0] == REJECT_BALANCE
 
 
-def test_initial_margin_uses_no_more_leverage_than_the_bracket_allows():
-    ex = exchange()
-    ex.deposit(1, 0.0, leverage=1000)  # account 1 holds 1e6 USDT
-    # 30M notional lies in the 25x bracket (12M-70M): 1.2M of initial margin, not
-    # the 30k that 1000x would ask; 20M needs 800k, which the account has.
-    res = ex.step([row(1, LIMIT, BUY, 99_000, 300_000), row(1, LIMIT, BUY, 99_000, 200_000)])
-    assert res[:, 0].tolist() == [REJECT_MARGIN, ACCEPTED]
-
-
 def test_book_full_raises_a_clear_error():
     ex = exchange(book_capacity=4)
     ex.step([row(1, LIMIT, SELL, 100_000 + i, 1) for i in range(4)])

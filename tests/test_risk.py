@@ -103,9 +103,6 @@ def test_maintenance_margin_and_initial_margin_values():
     assert maintenance_margin(10_000, brackets=[(0, 50, 0.01)]) == pytest.approx(100.0)
     assert initial_margin(84_000, 10) == 8_400.0
     assert initial_margin(84_000, 1) == 84_000.0
-    # 30M lies in the 25x bracket of BTCUSDT: 1000x is not granted there.
-    assert initial_margin(30e6, 1000) == 30e6 / 25
-    assert initial_margin(30e6, 1000, brackets=[(0.0, 2.0, 0.1)]) == 15e6
 
 
 def test_long_that_cannot_be_liquidated_returns_zero():

@@ -151,11 +151,7 @@ def exposure(state, e, a, k, extra_buy, extra_sell):
 
 @inline_kernel
 def initial_margin(params, state, e, a, k_extra, extra_buy, extra_sell):
-    """Initial margin of perp exposure incl. resting orders and an extra order in ``k_extra``.
-
-    Each market's exposure is margined at the account's leverage, but no
-    higher than its bracket allows (the "max lev" of MECHANICS.md section 1).
-    """
+    """Initial margin of perp exposure incl. resting orders and an extra order in ``k_extra``."""
     im = 0.0
     for k in range(params.market_kind.shape[0]):
         if params.market_kind[k] != PERP:
@@ -164,10 +160,8 @@ def initial_margin(params, state, e, a, k_extra, extra_buy, extra_sell):
             lots = exposure(state, e, a, k, extra_buy, extra_sell)
         else:
             lots = exposure(state, e, a, k, 0, 0)
-        notional = lots * params.lot_size[k] * state.mark_price[e, k]
-        allowed = params.bracket_max_leverage[k, tier(params, k, notional)]
-        im += notional / min(state.leverage[e, a], allowed)
-    return im
+        im += lots * params.lot_size[k] * state.mark_price[e, k]
+    return im / state.leverage[e, a]
 
 
 @kernel
