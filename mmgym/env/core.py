@@ -8,11 +8,9 @@ per-step ``info`` values under stable keys (``INFO_KEYS``).
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 
-from ..core.config import ConfigError
+from ..core.config import check_fields
 from ..scenario.runner import load_scenario
 from .batch import MarketBatch, agent_setup, compiled_entry
 from .rewards import Duties, ObligationMonitor, StepAccounting, make_regime
@@ -129,12 +127,7 @@ def _duties(duties) -> Duties:
         return Duties()
     if isinstance(duties, Duties):
         return duties
-    if not isinstance(duties, dict):
-        raise ConfigError(f"duties must be a Duties, a dict of its fields or None, got {duties!r}")
-    allowed = [f.name for f in dataclasses.fields(Duties)]
-    unknown = sorted(set(duties) - set(allowed))
-    if unknown:
-        raise ConfigError(f"duties {unknown} are not fields of Duties; allowed: {allowed}")
+    check_fields(Duties, duties, "duties")
     return Duties(**duties)
 
 

@@ -165,10 +165,9 @@ class MarketMakingVectorEnv(VectorEnv):
         for i in np.flatnonzero(resetting):
             self._obs[i] = self.core.reset(i, self._generators[i])[0]
         self._needs_reset = (terminated | truncated) & active
-        infos = self._infos()
-        if resetting.any():  # a reset env's info is its reset info, which is empty
-            return self._obs.copy(), reward, terminated, truncated, self._with_masks(infos, active)
-        return self._obs.copy(), reward, terminated, truncated, self._with_masks(infos)
+        # A reset env's info is its reset info, which is empty.
+        infos = self._with_masks(self._infos(), active if resetting.any() else None)
+        return self._obs.copy(), reward, terminated, truncated, infos
 
     def step_arrays(self, actions):
         """``step`` without Gymnasium's info dict, for adapters that build their own

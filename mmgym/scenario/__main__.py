@@ -121,13 +121,9 @@ def main(argv=None) -> int:
     if args.plot:
         plot(result, args.plot)
     if args.report:
+        note = f"The {REFERENCE_NOTE}." if reference is not result else ""
         with open(args.report, "w") as fh:
-            report = markdown(result, rows)
-            if reference is not result:  # under the calibration table's heading
-                report = report.replace(
-                    "## Calibration\n", f"## Calibration\n\nThe {REFERENCE_NOTE}.\n", 1
-                )
-            fh.write(report)
+            fh.write(markdown(result, rows, note))
     return 0
 
 

@@ -111,8 +111,9 @@ def _withdrawal_lines(result) -> list[str]:
     return lines
 
 
-def markdown(result, criteria: list[Criterion]) -> str:
-    """A markdown report: the calibration table, the firms' withdrawals, summary figures."""
+def markdown(result, criteria: list[Criterion], note: str = "") -> str:
+    """A markdown report: the calibration table (after ``note``, if any), the firms'
+    withdrawals, summary figures."""
     lines = [
         f"# Scenario `{result.scenario.name}`, seed {result.seed}",
         "",
@@ -120,6 +121,10 @@ def markdown(result, criteria: list[Criterion]) -> str:
         "",
         "## Calibration",
         "",
+    ]
+    if note:
+        lines += [note, ""]
+    lines += [
         "| criterion | published | simulated | holds |",
         "|---|---|---|---|",
     ]
