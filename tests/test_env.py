@@ -450,3 +450,60 @@ def test_step_arrays_is_for_same_step_vector_envs_only():
     env.reset(seed=0)
     with pytest.raises(RuntimeError, match="SAME_STEP"):
         env.step_arrays(np.zeros((2, env.single_action_space.shape[0]), np.float32))
+
+
+SPOT = {"market": "USDEUSDT", "horizon": 40}  # the collateral coin's spot book
+BID_ONLY = np.array([-1.0, 1.0, 1.0, -1.0, -1.0], np.float32)  # tightest, largest bid
+ASK_ONLY = np.array([1.0, -1.0, -1.0, 1.0, -1.0], np.float32)
+FLATTEN = np.array([0.0, 0.0, -1.0, -1.0, 1.0], np.float32)  # no quotes, flatten it all
+
+
+def test_spot_inventory_is_the_holding_bought_or_sold_since_the_start():
+    """The starting holding is collateral, not inventory: only what the agent traded counts."""
+    from mmgym.env.kernels import OB_INVENTORY
+
+    env = MarketMakingEnv(**SPOT)
+    batch = env.core.batch
+    a, k = int(batch.agent_params.account[0]), int(batch.market_index[0])
+    obs, _ = env.reset(seed=0)
+    start = int(batch.state.pos[0, a, k])
+    assert start > 0 and obs[OB_INVENTORY] == 0.0
+    obs, _, _, _, info = env.step(np.array([0.0, 0.0, -1.0, -1.0, -1.0], np.float32))
+    assert obs[OB_INVENTORY] == 0.0 and info["inventory"] == 0.0
+    assert info["reward_inventory"] == 0.0
+    for _ in range(25):
+        obs, _, _, _, info = env.step(BID_ONLY)
+    bought = (int(batch.state.pos[0, a, k]) - start) * batch.params.lot_size[k]
+    notional = bought * batch.state.mark_price[0, k]
+    assert bought > 0
+    np.testing.assert_allclose(info["inventory"], notional, rtol=1e-12)
+    np.testing.assert_allclose(obs[OB_INVENTORY], notional / env.core.setup.capital, rtol=1e-6)
+    penalty = -1e-4 * 1e4 * (notional / env.core.setup.capital) ** 2
+    np.testing.assert_allclose(info["reward_inventory"], penalty, rtol=1e-12)
+
+
+@pytest.mark.parametrize("quote", [BID_ONLY, ASK_ONLY], ids=["bought", "sold"])
+def test_flatten_on_spot_trades_back_to_the_starting_holding(quote):
+    env = MarketMakingEnv(**SPOT)
+    batch = env.core.batch
+    a, k = int(batch.agent_params.account[0]), int(batch.market_index[0])
+    env.reset(seed=0)
+    start = int(batch.state.pos[0, a, k])
+    for _ in range(25):
+        env.step(quote)
+    traded = int(batch.state.pos[0, a, k]) - start
+    assert traded > 0 if quote is BID_ONLY else traded < 0
+    _, _, _, _, info = env.step(FLATTEN)
+    assert batch.state.pos[0, a, k] == start and info["inventory"] == 0.0
+    # Sent at the fair price of a coin worth about 1 USDT.
+    np.testing.assert_allclose(info["flattened"], abs(traded) * batch.params.lot_size[k], rtol=0.01)
+
+
+def test_vector_env_metadata_matches_the_single_env():
+    """Gymnasium's vector video wrappers read ``render_fps`` (30 if it is missing)."""
+    venv = gym.make_vec(
+        "mmgym/MarketMaking-v0", num_envs=2, vectorization_mode="vector_entry_point", horizon=5
+    )
+    for key in ("render_modes", "render_fps"):
+        assert venv.metadata[key] == MarketMakingEnv.metadata[key]
+    assert MarketMakingEnv.metadata["render_fps"] == 4

@@ -3,6 +3,7 @@
 import math
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -23,8 +24,17 @@ from mmgym.env.kernels import (
 )
 from mmgym.env.market_making import MarketMakingEnv
 
-ENV = MarketMakingEnv(market=["ALTUSDT", "BTCUSDT"], horizon=200)
+# Two perpetuals, and the collateral coin's spot book (the agent starts holding it) with one.
+ENVS = {
+    "perps": MarketMakingEnv(market=["ALTUSDT", "BTCUSDT"], horizon=200),
+    "spot": MarketMakingEnv(market=["USDEUSDT", "ALTUSDT"], horizon=200),
+}
 TIGHT = [-1.0, -1.0, 1.0, 1.0, -1.0] * 2
+
+
+def start_holdings(batch, e):
+    """Each agent's holding in each quoted market, [G, M], read right after a reset."""
+    return batch.state.pos[e][np.ix_(batch.agent_params.account, batch.agent_params.market)].copy()
 
 
 def best(state, e, k, slot):
@@ -47,8 +57,12 @@ def others_best(state, ag, e, g, m, k, slot):
     return max(prices) if slot == BID else min(prices)
 
 
-def naive_orders(batch, e, actions):
-    """Order rows (market, kind, side, price, lots, ref) the agent should send, in slot order."""
+def naive_orders(batch, e, actions, start):
+    """Order rows (market, kind, side, price, lots, ref) the agent should send, in slot order.
+
+    ``start``: the holdings the episode began with (``start_holdings``), which
+    flatten trades back to.
+    """
     s, p, ap, ag = batch.state, batch.params, batch.agent_params, batch.agent_state
     width = 5 if ap.flatten else 4
     rows = []
@@ -59,6 +73,7 @@ def naive_orders(batch, e, actions):
             tick = p.tick_size[k]
             fair = 0.5 * (bid + ask) * tick if bid > 0 and ask > 0 else s.mark_price[e, k]
             cancels, quotes = [], []
+            kept_ask = 0  # lots of a resting ask left in the book
             for side in (0, 1):
                 offset = ap.min_offset + (u[side] + 1) / 2 * (ap.max_offset - ap.min_offset)
                 fraction = (u[2 + side] + 1) / 2
@@ -76,18 +91,24 @@ def naive_orders(batch, e, actions):
                     sent = ag.quote_lots[e, g, m, side]
                     same = s.order_price[e, k, o] == price and s.order_qty[e, k, o] == sent
                     if lots > 0 and same and sent == lots:
+                        if side == 1:
+                            kept_ask = sent
                         continue  # kept, with its queue place
                     cancels.append((k, CANCEL, 0, 0, 0, oid))
                 if lots > 0:
                     quotes.append((k, POST_ONLY, BUY if side == 0 else SELL, price, lots, 0))
             flatten = []
             pos = int(s.pos[e, a, k])
-            lots = int(max(u[4], 0) * abs(pos)) if ap.flatten and not ag.out[e, g] else 0
-            if lots > 0 and p.market_kind[k] == PERP:
+            excess = pos - int(start[g, m])
+            lots = int(max(u[4], 0) * abs(excess)) if ap.flatten and not ag.out[e, g] else 0
+            if excess > 0 and p.market_kind[k] != PERP:
+                lots = min(lots, pos - kept_ask)  # a spot sell of coins no ask holds
+            if lots > 0:
                 band = p.price_band[k]
                 lo = max(math.ceil(s.mark_price[e, k] * (1 - band) / tick - 1e-9), 1)
                 hi = math.floor(s.mark_price[e, k] * (1 + band) / tick + 1e-9)
-                flatten = [(k, IOC, SELL, lo, lots, 0) if pos > 0 else (k, IOC, BUY, hi, lots, 0)]
+                sell = (k, IOC, SELL, lo, lots, 0)
+                flatten = [sell if excess > 0 else (k, IOC, BUY, hi, lots, 0)]
             rows += cancels + flatten + quotes
     return rows
 
@@ -102,22 +123,58 @@ actions_strategy = st.lists(
 )
 
 
+@pytest.mark.parametrize("name", list(ENVS))
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(actions_strategy, st.integers(0, 3))
-def test_write_orders_matches_the_twin(history, seed):
-    env = ENV
+def test_write_orders_matches_the_twin(name, history, seed):
+    env = ENVS[name]
     env.reset(seed=seed)
     batch = env.core.batch
-    for a in history[:-1]:  # earlier quotes that may be kept or replaced
-        env.step(np.array(a, np.float32))
+    start = start_holdings(batch, 0)
+    # Tight, large quotes first (inventory to flatten), then earlier quotes that
+    # may be kept or replaced.
+    for a in [TIGHT] * 10 + history[:-1]:
+        if any(env.step(np.array(a, np.float32))[2:4]):
+            return
     last = np.clip(np.array([history[-1]], np.float64), -1, 1)
-    expected = naive_orders(batch, 0, last)
+    expected = naive_orders(batch, 0, last, start)
     write_orders(batch.params, batch.state, batch.agent_params, batch.agent_state, 0, last)
     assert sorted(kernel_rows(batch, 0)) == sorted(expected)
 
 
-def naive_observation(batch, e, g, start_equity):
-    """A few observation and accounting columns recomputed from the state."""
+def test_a_spot_flatten_sells_only_the_coins_a_kept_ask_leaves_free():
+    env = MarketMakingEnv(market="USDEUSDT", horizon=60, max_quote_notional=1e6)
+    batch = env.core.batch
+    s, ag = batch.state, batch.agent_state
+    a, k = int(batch.agent_params.account[0]), int(batch.market_index[0])
+    env.reset(seed=0)
+    start = start_holdings(batch, 0)
+    for _ in range(25):
+        env.step(np.array([-1.0, 1.0, 1.0, -1.0, -1.0], np.float32))  # buy coins
+    pos = int(s.pos[0, a, k])
+    excess = pos - int(start[0, 0])
+    # A far ask (kept from one step to the next) for all but half the excess.
+    size = 2.0 * (pos - excess // 2) * ag.prev_mid[0, 0] / 1e6 - 1.0
+    ask = np.array([1.0, 1.0, -1.0, size, -1.0], np.float32)
+    env.step(ask)
+    assert ag.present[0, 0, 0, 1] and s.pos[0, a, k] == pos
+    free = pos - int(ag.quote_lots[0, 0, 0, 1])
+    assert 0 < free < excess
+    flatten = np.array([[1.0, 1.0, -1.0, size, 1.0]])
+    expected = naive_orders(batch, 0, flatten, start)
+    write_orders(batch.params, s, batch.agent_params, ag, 0, flatten)
+    assert sorted(kernel_rows(batch, 0)) == sorted(expected)
+    # The ask stays; the flatten sells what it leaves (rows without their price).
+    assert [row[:3] + row[4:] for row in expected] == [(k, IOC, SELL, free, 0)]
+    env.step(flatten[0].astype(np.float32))
+    assert ag.present[0, 0, 0, 1] and s.pos[0, a, k] == pos - free  # the IOC sold them
+
+
+def naive_observation(batch, e, g, start_equity, start):
+    """A few observation and accounting columns recomputed from the state.
+
+    Inventory is the holding bought or sold since ``start`` (``start_holdings``).
+    """
     s, p, ap = batch.state, batch.params, batch.agent_params
     a = ap.account[g]
     out = {}
@@ -147,11 +204,11 @@ def naive_observation(batch, e, g, start_equity):
         spread = min(100 * (ask - bid) / (0.5 * (ask + bid)), 10.0) if bid > 0 and ask > 0 else 10.0
         depth_bid, depth_ask = s.market_stats[e, k, 4], s.market_stats[e, k, 5]
         total = depth_bid + depth_ask
-        lots = s.pos[e, a, k] * p.lot_size[k]
-        inventory += abs(lots) * s.mark_price[e, k]
+        held = (s.pos[e, a, k] - start[g, m]) * p.lot_size[k]
+        inventory += abs(held) * s.mark_price[e, k]
         out[f"{m}.spread"] = spread
         out[f"{m}.imbalance"] = (depth_bid - depth_ask) / total if total > 0 else 0.0
-        out[f"{m}.inventory"] = lots * s.mark_price[e, k] / ap.capital
+        out[f"{m}.inventory"] = held * s.mark_price[e, k] / ap.capital
     out["pnl"] = (equity - start_equity) / ap.capital
     out["upnl"] = upnl / ap.capital
     out["margin"] = min(mm / margin_equity, 10.0) if margin_equity > 0 else 10.0
@@ -160,18 +217,20 @@ def naive_observation(batch, e, g, start_equity):
     return out
 
 
+@pytest.mark.parametrize("name", list(ENVS))
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(actions_strategy, st.integers(0, 3))
-def test_observation_matches_the_twin(history, seed):
-    env = ENV
+def test_observation_matches_the_twin(name, history, seed):
+    env = ENVS[name]
     obs, _ = env.reset(seed=seed)
     batch = env.core.batch
     start = float(batch.agent_state.start_equity[0, 0])
+    holdings = start_holdings(batch, 0)
     for a in [TIGHT] * 20 + history:  # tight, large quotes first: fills, inventory, PnL
         obs, _, terminated, truncated, info = env.step(np.array(a, np.float32))
         if terminated or truncated:
             return
-    want = naive_observation(batch, 0, 0, start)
+    want = naive_observation(batch, 0, 0, start, holdings)
     assume(want["inventory"] > 0)  # a history that flattened everything checks too little
     base = 2 * N_MARKET_OBS
     for m in range(2):

@@ -46,9 +46,10 @@ class AgentSetup:
     Quote offsets span ``min_offset_bps..max_offset_bps`` of the fair price and
     sizes ``0..max_quote_notional`` per side; a size below ``min_size`` of the
     maximum is no quote. ``flatten`` adds a flatten-intensity action per
-    market. Stress is on when index volatility reaches ``stress_volatility``
-    times its usual level or liquidation flow ``stress_liquidations`` times
-    the usual quoted notional.
+    market (it trades toward the holding the episode began with). Stress is
+    on when index volatility reaches ``stress_volatility`` times its usual
+    level or liquidation flow ``stress_liquidations`` times the usual quoted
+    notional.
     """
 
     markets: tuple[str, ...]
@@ -296,6 +297,7 @@ class MarketBatch:
             trend=np.zeros((e, m)),
             volatility=np.ones((e, m)),
             depth_reference=np.ones((e, m)),
+            start_pos=np.zeros((e, g, m), np.int64),
             start_equity=np.zeros((e, g)),
             last_equity=np.zeros((e, g)),
             last_fees=np.zeros((e, g)),

@@ -152,6 +152,7 @@ class AgentState(NamedTuple):
     trend: np.ndarray  # float64[E, M]
     volatility: np.ndarray  # float64[E, M], EWMA of squared normalised returns
     depth_reference: np.ndarray  # float64[E, M], 1% depth when the episode began
+    start_pos: np.ndarray  # int64[E, G, M], holding when the episode began (inventory's zero)
     start_equity: np.ndarray  # float64[E, G]
     last_equity: np.ndarray  # float64[E, G]
     last_fees: np.ndarray  # float64[E, G]
@@ -235,8 +236,10 @@ def write_orders(params, state, ap, ag, e, actions):
     Rows per (agent, market): cancel bid, cancel ask, flatten, new bid, new
     ask; rows not needed are disabled (env column -1). A quote that still
     rests untouched at the wanted price and size is left alone (keeping its
-    queue place). Sizes are USDT at the fair price, converted to lots. An
-    agent that is out (liquidated or bankrupt this episode) only cancels.
+    queue place). Sizes are USDT at the fair price, converted to lots.
+    Flatten trades the intensity's share of the inventory (holding minus the
+    starting one) back with an IOC at the price band's edge. An agent that is
+    out (liquidated or bankrupt this episode) only cancels.
     """
     n_markets = ap.market.shape[0]
     width = 5 if ap.flatten else 4
@@ -285,10 +288,15 @@ def write_orders(params, state, ap, ag, e, actions):
             if ap.flatten and not ag.out[e, g]:
                 intensity = max(u[A_FLATTEN], 0.0)
                 pos = state.pos[e, a, k]
-                lots = int(intensity * abs(pos))
-                if lots > 0 and params.market_kind[k] == PERP:
+                excess = pos - ag.start_pos[e, g, m]
+                lots = int(intensity * abs(excess))
+                if excess > 0 and params.market_kind[k] != PERP:
+                    # A spot sell needs coins no resting ask holds: a kept ask still
+                    # holds its lots (a replaced one was cancelled in an earlier row).
+                    lots = min(lots, pos - ag.quote_lots[e, g, m, 1] * ag.present[e, g, m, 1])
+                if lots > 0:
                     lo, hi = band_ticks(params, state, e, k)
-                    if pos > 0:
+                    if excess > 0:
                         set_row(ag.orders[e, base + 2], e, k, a, IOC, SELL, lo, lots, 0)
                     else:
                         set_row(ag.orders[e, base + 2], e, k, a, IOC, BUY, hi, lots, 0)
@@ -384,8 +392,10 @@ def observe(params, state, pp, ps, ap, ag, e):
             mark = state.mark_price[e, k]
             obs[row + OB_BASIS] = 100.0 * (mark - state.index_price[e, k]) / state.index_price[e, k]
             lots = state.pos[e, a, k] * params.lot_size[k]
-            obs[row + OB_INVENTORY] = lots * mark / ap.capital
-            inventory += abs(lots) * mark
+            # On a spot book the holding the agent brought is collateral, not inventory.
+            held = lots - ag.start_pos[e, g, m] * params.lot_size[k]
+            obs[row + OB_INVENTORY] = held * mark / ap.capital
+            inventory += abs(held) * mark
             if params.market_kind[k] == PERP:
                 upnl += lots * (mark - state.entry[e, a, k])
             liq = state.market_stats[e, k, S_LIQ_NOTIONAL_LONG]
@@ -517,6 +527,7 @@ def env_warmup(params, state, pp, ps, ap, ag, e, n_steps, index):
         ag.last_fees[e, g] = state.fees_paid[e, a]
         ag.collateral_reference[e, g] = collateral_value(params, state, e, a)
         for m in range(ap.market.shape[0]):
+            ag.start_pos[e, g, m] = state.pos[e, a, ap.market[m]]
             for s in range(2):
                 ag.quote_id[e, g, m, s] = 0
                 ag.present[e, g, m, s] = 0

@@ -36,9 +36,12 @@ class MarketMakingEnv(gym.Env):
     lots; below ``min_size`` of the
     maximum the side is not quoted, so withdrawing is a legal action. Quotes
     are post-only limit orders in the real book; a quote left unchanged keeps
-    its queue place. Flatten intensity ``max(a, 0)`` sends an IOC order for
-    that share of the position. Values outside [-1, 1] are clipped; NaN, inf,
-    a non-float dtype or a wrong shape raise ``ValueError``.
+    its queue place. Flatten intensity ``max(a, 0)`` sends an IOC order at
+    the price band's edge for that share of the inventory: a perpetual's
+    position, or on a spot book what was bought or sold since the episode
+    began (a sell capped at the coins a kept ask leaves free). Values
+    outside [-1, 1] are clipped; NaN, inf, a non-float dtype or a wrong
+    shape raise ``ValueError``.
 
     ## Observation Space
 
@@ -60,7 +63,9 @@ class MarketMakingEnv(gym.Env):
 
     * ``freedom``: ``1e4 * dE / C - k * 1e4 * (I / C)^2`` with dE the change
       of mark-to-market equity (fees and rebates included), I the absolute
-      inventory notional, k = ``inventory_penalty`` (1e-4: 20% of capital held
+      inventory notional at mark (on a spot book only what was bought or sold
+      since the episode began: the collateral coin the agent starts with is
+      not inventory), k = ``inventory_penalty`` (1e-4: 20% of capital held
       for an hour costs about 144 bps, twice the capital 4 bps a step).
     * ``obligation``: freedom ``+ rebate * compliant - penalty * breach *
       (1 - compliant)``: a step is compliant when both sides are posted with

@@ -27,7 +27,13 @@ MARKET_FIELDS = (
         RATIO_CAP,
     ),
     ("basis", "(mark - index) / index, %", -INF, INF),
-    ("inventory", "position notional / capital (signed)", -INF, INF),
+    (
+        "inventory",
+        "holding bought (+) or sold (-) since the episode began (a perpetual's position) "
+        "at mark / capital",
+        -INF,
+        INF,
+    ),
     ("liquidations", "log(1 + liquidation notional / usual quoted notional)", 0.0, INF),
     ("adl_quantile", "own ADL light / 4 (1 = first in line)", 0.0, 1.0),
     ("bid_live", "1 if the agent's bid was posted this step", 0.0, 1.0),

@@ -25,7 +25,9 @@ class StepAccounting:
 
     ``pnl``: change of mark-to-market equity (USDT; fees and rebates are in
     it), ``fees``: fees paid (negative = rebates earned), ``inventory``:
-    absolute position notional in the quoted markets, ``quoted``: 1 when both
+    absolute notional at mark of what the agent bought or sold in the quoted
+    markets since the episode began (a perpetual's position; not the spot
+    collateral it started with), ``quoted``: 1 when both
     sides of every quoted market were posted, ``spread_bps`` and
     ``min_notional``: the widest quoted spread and the smallest quoted side,
     ``stressed``: the market stress indicator, ``fund_drawdown`` and

@@ -44,7 +44,11 @@ INFO_FIELDS = (
     ("equity", "agent's mark-to-market equity, USDT"),
     ("pnl", "change of equity this step (fees and rebates included), USDT"),
     ("fees", "fees paid this step, USDT (negative = rebates earned)"),
-    ("inventory", "absolute position notional in the quoted markets, USDT"),
+    (
+        "inventory",
+        "absolute notional at mark of the quoted markets' holdings bought or sold since the "
+        "episode began (perpetuals: the positions), USDT",
+    ),
     ("flattened", "notional sent to flatten the inventory this step, USDT"),
     ("margin_ratio", "maintenance margin / margin equity (liquidation at 1)"),
     ("liquidated", "1 from the step the agent's account is liquidated or bankrupt on"),

@@ -14,6 +14,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
 from .core import INFO_KEYS, EpisodeCore, check_actions
+from .market_making import MarketMakingEnv
 
 _FINAL_KEYS = ("final_obs", "_final_obs", "final_info", "_final_info")
 _MODES = {mode.value: mode for mode in (AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP)}
@@ -45,10 +46,9 @@ class MarketMakingVectorEnv(VectorEnv):
     hand-over between threads costs more than it saves.
     """
 
-    metadata = {
-        "render_modes": ["ansi", "rgb_array"],
-        "autoreset_mode": AutoresetMode.NEXT_STEP,
-    }
+    # The single env's render modes and frame rate (Gymnasium's vector video
+    # wrappers read ``render_fps``), plus the autoreset mode.
+    metadata = {**MarketMakingEnv.metadata, "autoreset_mode": AutoresetMode.NEXT_STEP}
 
     def __init__(
         self,
