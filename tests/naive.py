@@ -711,15 +711,22 @@ class NaiveExchange:
             return CAPPED
         m.stats[S_LIQ_COUNT_LONG if p > 0 else S_LIQ_COUNT_SHORT] += 1.0
         price = self.bankruptcy_price(a, k)
+        # Unified accounts trade only inside the band; beyond it they are not bankrupt.
+        lo, hi = m.band_ticks()
+        banded = self.accounts[a].kind == UNIFIED
         if p > 0:
             limit = max(math.ceil(price / m.tick - 1e-9), 1)
-            filled, notional = self.send_ioc(a, k, SELL, send, limit)
+            bankrupt = not banded or limit >= lo
+            filled, notional = self.send_ioc(a, k, SELL, send, limit if bankrupt else lo)
         else:
             limit = math.floor(price / m.tick + 1e-9)
-            filled, notional = self.send_ioc(a, k, BUY, send, limit)
+            bankrupt = not banded or limit <= hi
+            filled, notional = self.send_ioc(a, k, BUY, send, limit if bankrupt else hi)
         self.record_liquidation(k, p > 0, notional)
         self.clearance_fee(a, k, notional)
         if filled < send:
+            if not bankrupt:
+                return CAPPED
             self.close_at_bankruptcy(a, k)
             return DONE
         return CAPPED if send < lots else DONE

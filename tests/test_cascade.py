@@ -252,3 +252,51 @@ def test_fund_covers_a_loss_the_traders_own_close_left():
     assert ex.state.cash[0, 2] == 0.0
     assert ex.env_stats()["fund_payout"] == pytest.approx(50.0)
     assert ex.invariants()["cash_drift"] < 1e-9
+
+
+def test_unified_liquidation_sells_inside_the_band_and_keeps_its_equity():
+    # The trader's collateral crashed from 1 to 0.1: equity 100 against MM 100
+    # (10% of 1,000), uniMMR 1.0 < 1.05. Its bankruptcy price, 100 - 100 / 10 = 90,
+    # lies beyond the 5% band (95), where the account still has equity: it sells the
+    # 5 lots bid at 96 and keeps the rest, which the fund would otherwise take over at
+    # the bankruptcy price left after that fill, 100 - 74 / 5 = 85.20, 15% under the mark.
+    alt = market("ALT", price_band=0.05, brackets=((0.0, 5.0, 0.10),))
+    col = MarketConfig(
+        "COL",
+        kind="spot",
+        tick_size=0.01,
+        lot_size=1.0,
+        maker_fee=0.0,
+        taker_fee=0.0,
+        collateral_ratio=1.0,
+        collateral_pricing="conversion",
+    )
+    config = ExchangeConfig(markets=(alt, col), n_accounts=2, basis_window=1, insurance_fund=1000.0)
+    ex = Exchange(config)
+    ex.open([100.0, 1.0])
+    maker, trader = 1, 2
+    ex.deposit(maker, 1e6, leverage=10)
+    ex.deposit(trader, 0.0, leverage=5, kind="unified", holdings={"COL": 1000})
+    ex.step([order(0, maker, LIMIT, SELL, 100.0, 10), order(0, trader, MARKET, BUY, 0, 10)])
+    assert ex.state.pos[0, trader, 0] == 10
+
+    quote = [order(0, maker, LIMIT, BUY, 96.0, 5), order(0, maker, LIMIT, SELL, 100.5, 5)]
+    ex.step(quote, [100.0, 0.1])
+    stats = ex.market_stats()["ALT"]
+    assert stats["mark"] == pytest.approx(100.0)
+    assert ex.state.pos[0, trader, 0] == 5
+    assert ex.state.in_liquidation[0, trader] == 1
+    assert stats["liq_notional_long"] == pytest.approx(5 * 96.0)
+    assert ex.state.pos[0, FUND, 0] == 0 and stats["takeover_notional"] == 0.0
+
+    # A bid inside the band the next step takes the rest: the account still has
+    # 100 - 5 * 4 - 5 * 4.5 - fees 1.25% * (480 + 477.5) = 45.5 and the fund took nothing.
+    ex.step([order(0, maker, LIMIT, BUY, 95.5, 5)], [100.0, 0.1])
+    assert ex.state.pos[0, trader, 0] == 0
+    assert ex.state.pos[0, FUND, 0] == 0
+    assert ex.market_stats()["ALT"]["liq_notional_long"] == pytest.approx(5 * 95.5)
+    fees = 0.0125 * (480.0 + 477.5)
+    held = ex.state.cash[0, trader] + 1000 * 0.1
+    assert held == pytest.approx(100.0 - 20.0 - 22.5 - fees)
+    inv = ex.invariants()
+    assert inv["position_imbalance"] == 0 and inv["cash_drift"] < 1e-9

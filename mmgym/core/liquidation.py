@@ -10,7 +10,9 @@ account order:
 * unified accounts (uniMMR below the liquidation level) are taken over until
   done: every perp position is closed and the spot collateral is sold
   pro-rata into its own books, down to the price band, until the USDT debt
-  is repaid;
+  is repaid. Their perp orders, too, stop at the band: while the bankruptcy
+  price lies beyond it the account still has equity, so what the band
+  cannot fill waits for the next step instead of going to the fund;
 * the clearance fee (a share of the notional filled in the book, never more
   than what the account has left) goes to the fund;
 * whatever an IOC cannot fill above the bankruptcy price is taken over by the
@@ -200,15 +202,23 @@ def liquidate_position(params, state, e, a, k, partial):
         state.market_stats[e, k, S_LIQ_COUNT_SHORT] += 1.0
     price = bankruptcy_price(params, state, e, a, k)
     tick = params.tick_size[k]
+    # A unified account is sold within the price band: beyond it the account
+    # still has equity, which a takeover at the bankruptcy price would confiscate.
+    banded = state.account_kind[e, a] == UNIFIED
+    lo, hi = band_ticks(params, state, e, k)
     if p > 0:
         limit = max(math.ceil(price / tick - 1e-9), 1)
-        filled, notional = _send_ioc(params, state, e, a, k, SELL, send, limit)
+        bankrupt = not banded or limit >= lo
+        filled, notional = _send_ioc(params, state, e, a, k, SELL, send, limit if bankrupt else lo)
     else:
         limit = math.floor(price / tick + 1e-9)
-        filled, notional = _send_ioc(params, state, e, a, k, BUY, send, limit)
+        bankrupt = not banded or limit <= hi
+        filled, notional = _send_ioc(params, state, e, a, k, BUY, send, limit if bankrupt else hi)
     _record_liquidation(state, e, k, p > 0, notional)
     _clearance_fee(params, state, e, a, k, notional)
     if filled < send:
+        if not bankrupt:
+            return CAPPED  # the band is exhausted: sell on at the next step
         # The book is exhausted down to the bankruptcy price: the engine takes over.
         close_at_bankruptcy(params, state, e, a, k)
         return DONE
