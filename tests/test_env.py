@@ -282,10 +282,12 @@ def test_always_quoting_through_oct10_loads_inventory_and_margin(oct10_episodes)
     calm = info["inventory"][: int(np.argmax(stressed))]
     assert stressed.any() and info["quoted"][stressed].mean() == 1.0
     # The cascade sells into its bids: inventory many times its calm level, margin
-    # ratio close to the liquidation line (1), and the account is liquidated.
+    # ratio close to the liquidation line (1), and the account is liquidated. Being
+    # unified, it is sold inside the price band and keeps the equity it has left.
     assert info["inventory"].max() > 10 * calm.max()
     assert info["margin_ratio"].max() > 0.8 > 50 * info["margin_ratio"][: len(calm)].max()
-    assert terminated and info["equity"][-1] < 0.5 * info["equity"][0]
+    assert terminated and info["liquidated"][-1] == 1
+    assert 0.0 < info["equity"][-1] < info["equity"][0]
 
 
 def test_withdrawing_on_stress_breaches_the_obligation(oct10_episodes):
