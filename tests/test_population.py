@@ -301,24 +301,21 @@ def test_turnover_with_a_slippage_cap_sends_iocs_at_the_cap(slippage, limit_of):
     assert rows(ps, trader) == [(IOC, SELL, limit, lots, 0), (IOC, SELL, limit, reopen, 0)]
 
 
+def _one_role(**flow):
+    """TINY with no firm and, in PERP, only the background flow given (and noise's account)."""
+    quiet = {
+        "noise_rate": 0.0,
+        "limit_rate": 0.0,
+        "momentum_rate": 0.0,
+        "arb_notional": 0.0,
+        "anchor_notional": 0.0,
+    }
+    return tiny(**{"population.flow": {"PERP": {**quiet, **flow}}, "population.makers.firms": 0})
+
+
 def _anchor_only():
-    """TINY with one anchor trader in PERP (threshold 1%, 10 lots a threshold) and no firm."""
-    return tiny(
-        **{
-            "population.flow": {
-                "PERP": {
-                    "noise_rate": 0.0,
-                    "limit_rate": 0.0,
-                    "momentum_rate": 0.0,
-                    "arb_notional": 0.0,
-                    "anchor_bps": 100.0,
-                    "anchor_notional": 1000.0,
-                    "anchor_capacity": 100000.0,
-                }
-            }
-        },
-        **{"population.makers.firms": 0},
-    )
+    """One anchor trader in PERP: threshold 1%, 10 lots a threshold."""
+    return _one_role(anchor_bps=100.0, anchor_notional=1000.0, anchor_capacity=100000.0)
 
 
 def test_anchor_buys_below_the_index_in_proportion_to_the_gap():
@@ -340,6 +337,32 @@ def test_anchor_sends_at_the_band_edge_when_its_bound_is_outside():
     ex.state.mark_price[0, 0] = 90.0
     step(ex, pp, ps)
     assert rows(ps, pp.flow_start + 1) == [(IOC, BUY, 9450, 31, 0)]
+
+
+@pytest.mark.parametrize("blocked_from, lots", [(-1, 31), (5, 31), (0, 15)])
+def test_arbitrage_trades_the_gap_with_less_inventory_once_blocked(blocked_from, lots):
+    raw = _one_role(arb_bps=100.0, arb_notional=1000.0, arb_capacity=1e5, blocked_capacity=1500.0)
+    raw["population"]["arbitrage_blocked_from"] = blocked_from
+    ex, pp, ps = build(load_scenario(raw), [0])
+    ex.step([[0, 0, pp.flow_start, 0, SELL, 9700, 50, 0]])  # an ask at 97, index 100
+    step(ex, pp, ps)  # step 1: blocked only when blocking started at step 0
+    # Gap -3% is 3 thresholds: int(10 lots * 3) + 1 = 31 lots, IOC limited at 99;
+    # blocked, its 1,500 USDT of inventory is 15 lots.
+    assert rows(ps, pp.flow_start + 3) == [(IOC, BUY, 9900, lots, 0)]
+
+
+@pytest.mark.parametrize("trend, side", [(0.002, BUY), (-0.002, SELL), (0.0004, None)])
+def test_momentum_follows_a_trend_beyond_its_threshold(trend, side):
+    raw = _one_role(momentum_rate=1.0, momentum_bps=5.0, momentum_notional=1000.0)
+    ex, pp, ps = build(load_scenario(raw), [0])
+    ps.trend[0, 0] = trend  # the EWMA of the mark's returns, read before this step's update
+    step(ex, pp, ps)
+    orders = rows(ps, pp.flow_start + 2)
+    if side is None:  # 4 bps of trend: under the 5 bps threshold
+        assert orders == []
+    else:  # 1,000 USDT at 100 is 10 lots, times a Pareto draw >= 1 capped at 100
+        [(kind, got_side, price, lots, _)] = orders
+        assert (kind, got_side, price) == (MARKET, side, 0) and 10 <= lots <= 1000
 
 
 def test_limit_orders_sit_further_from_a_jumpy_mark():
