@@ -1,12 +1,12 @@
 """A slow, obviously correct pure-Python twin of the population's step.
 
 It decides what the index, the maker firms, the background traders, the
-leveraged traders and the loopers do in a step, from the same state arrays the
-kernels read, and hands the orders to the jitted exchange (whose own twin is
-``tests/naive.py``). Python ints and floats throughout; the random streams are
-SplitMix64 on Python ints. ``tests/test_population_vs_naive.py`` steps this
-twin and the fused kernel side by side and compares every array after every
-step.
+leveraged traders and the loopers do in a step, from the same state arrays
+the kernels read, and hands the orders to the jitted exchange (whose own twin
+is ``tests/naive.py``; accounts' equity and margin are read through it too).
+Python ints and floats throughout; the random streams are SplitMix64 on
+Python ints. ``tests/test_population_vs_naive.py`` steps this twin and the
+fused kernel side by side and compares every array after every step.
 """
 
 from __future__ import annotations
