@@ -165,6 +165,10 @@ def test_out_of_range_actions_are_clipped():
         ({"max_offset_bps": -1.0}, "max_offset_bps must be in"),
         ({"scenario": "nowhere"}, "unknown scenario 'nowhere'"),
         ({"render_mode": "human"}, "render_mode must be one of"),
+        ({"scenario": "oct10", "dt": 9000}, "dt must leave one env step after the warm-up"),
+        ({"scenario": 3}, "scenario must be a name, a path, a mapping"),
+        ({"regime": Obligation}, "got the class Obligation"),
+        ({"regime": lambda accounting, extra: 0.0}, "custom regime is called with one argument"),
     ],
 )
 def test_bad_arguments_name_the_field(kwargs, message):
@@ -228,6 +232,46 @@ def test_vector_env_rejects_bad_input():
     venv.reset(seed=0)
     with pytest.raises(ValueError, match=r"shape \(2, 5\)"):
         venv.step(np.zeros(5, np.float32))
+    for seed in (True, 1.5, [1, 2, 3]):
+        with pytest.raises(ValueError, match="seed must be an int, None or 2 seeds"):
+            venv.reset(seed=seed)
+    with pytest.raises(ConfigError, match="max_episode_steps must be in"):
+        MarketMakingVectorEnv(num_envs=2, max_episode_steps=0)
+
+
+def test_max_episode_steps_is_a_time_limit_in_every_make():
+    """The same keywords give the same episode, observation for observation."""
+    kwargs = {"id": "mmgym/MarketMaking-v0", "max_episode_steps": 7}
+    single = gym.make(**kwargs)
+    native = gym.make_vec(**kwargs, num_envs=1, vectorization_mode="vector_entry_point")
+    obs, _ = single.reset(seed=4)
+    vec_obs, _ = native.reset(seed=4)
+    action = np.zeros(single.action_space.shape, np.float32)
+    for t in range(7):
+        np.testing.assert_array_equal(obs, vec_obs[0])
+        obs, _, _, truncated, _ = single.step(action)
+        vec_obs, _, _, vec_truncated, _ = native.step(action[None])
+        assert truncated == vec_truncated[0] == (t == 6)
+    assert native.unwrapped.horizon == single.unwrapped.horizon > 7
+
+
+def test_envs_pickle_and_copy_after_stepping():
+    """Checkpointing a running env, or sending it to another process, works."""
+    import copy
+    import pickle
+
+    env = MarketMakingEnv(**SHORT)
+    venv = MarketMakingVectorEnv(num_envs=3, threads=2, **SHORT)
+    actions = random_actions(10, 5)
+    for e, batch in ((env, actions), (venv, np.repeat(actions[:, None], 3, axis=1))):
+        e.reset(seed=2)
+        e.step(batch[0])
+        clones = [pickle.loads(pickle.dumps(e)), copy.deepcopy(e)]
+        for a in batch[1:]:
+            want = e.step(a)[0]
+            for clone in clones:
+                np.testing.assert_array_equal(clone.step(a)[0], want)
+    venv.close()
 
 
 def test_sb3_adapter():

@@ -156,3 +156,14 @@ def test_malformed_yaml_names_the_file(tmp_path):
 def test_run_needs_a_seed(seed):
     with pytest.raises(ConfigError, match="seed must be"):
         run("calm", seed)
+
+
+def test_a_scenario_may_be_any_mapping():
+    """A read-only or a config library's mapping loads like the dict it holds."""
+    from types import MappingProxyType
+
+    raw = load_raw("calm")
+    frozen = MappingProxyType({**raw, "population": MappingProxyType(raw["population"])})
+    assert load_scenario(frozen, steps=50) == load_scenario(raw, steps=50)
+    with pytest.raises(ConfigError, match="scenario must be a name, a path, a mapping"):
+        load_scenario(["calm"])

@@ -132,9 +132,15 @@ def agent_setup(
     else:
         warmup = (check_number("warmup", warmup, 1, last, integer=True),) * 2
     longest = (scenario.steps - warmup[1]) // round(substeps)
+    if longest < 1:
+        most = (scenario.steps - warmup[1]) * scenario.dt
+        raise ConfigError(
+            f"dt must leave one env step after the warm-up: at most {most:g} s in scenario "
+            f"{scenario.name!r} (warm-up up to step {warmup[1]}), got {dt}"
+        )
     if horizon is None:
         horizon = longest
-    horizon = check_number("horizon", horizon, 1, max(longest, 1), integer=True)
+    horizon = check_number("horizon", horizon, 1, longest, integer=True)
     capital = makers.capital if capital is None else capital
     check_number("capital", capital, 0.0, 1e13, lo_open=True)
     check_number("leverage", leverage, 1.0, 125.0)
@@ -233,6 +239,20 @@ class MarketBatch:
         self._blocks = list(zip(edges[:-1], edges[1:], strict=True))
         self._scratch = [np.zeros(len(self.names)) for _ in self._blocks]
         self._pool = ThreadPoolExecutor(n - 1, "mmgym-step") if n > 1 else None
+
+    def __getstate__(self):
+        # The compiled entry and the thread pool cannot be pickled; both are
+        # rebuilt on demand (the entry at the next step), so a batch that has
+        # stepped pickles and copies like a fresh one.
+        state = dict(self.__dict__, _env_step=None, _pool=None)
+        state["_threads"] = len(self._blocks)
+        return state
+
+    def __setstate__(self, state):
+        threads = state.pop("_threads")
+        self.__dict__.update(state)
+        if threads > 1:
+            self._pool = ThreadPoolExecutor(threads - 1, "mmgym-step")
 
     @property
     def n_markets(self) -> int:

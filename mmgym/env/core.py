@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..core.config import check_fields
+from ..core.config import check_fields, check_number
 from ..scenario.runner import load_scenario
 from .batch import MarketBatch, agent_setup, compiled_entry
 from .rewards import Duties, ObligationMonitor, StepAccounting, make_regime
@@ -33,6 +33,7 @@ class EpisodeCore:
         overrides: dict | None = None,
         terminate_on_liquidation: bool = True,
         threads: int = 1,
+        time_limit: int | None = None,
         **setup_kwargs,
     ):
         if not isinstance(terminate_on_liquidation, bool):
@@ -42,6 +43,13 @@ class EpisodeCore:
         self.terminate_on_liquidation = terminate_on_liquidation
         self.scenario = load_scenario(scenario, **(overrides or {}))
         self.setup = agent_setup(self.scenario, **setup_kwargs)
+        # Episodes end at the horizon or at a time limit (Gymnasium's
+        # max_episode_steps), whichever comes first; observations keep
+        # measuring the elapsed share of the horizon.
+        self.time_limit = self.setup.horizon
+        if time_limit is not None:
+            limit = check_number("max_episode_steps", time_limit, 1, 10**12, integer=True)
+            self.time_limit = min(limit, self.setup.horizon)
         self.batch = MarketBatch(self.scenario, self.setup, n_envs, n_agents, threads)
         self.regime = make_regime(regime, **(regime_kwargs or {}))
         self.duties = _duties(duties)
@@ -50,6 +58,9 @@ class EpisodeCore:
         self.last_parts: dict[str, np.ndarray] = {}
         self.last_info = np.zeros((len(INFO_KEYS), self.n_envs, self.n_agents))
         self._record = None  # record_step's compiled entry, after the first step
+
+    def __getstate__(self):
+        return dict(self.__dict__, _record=None)  # a compiled entry cannot be pickled
 
     @property
     def horizon(self) -> int:
@@ -117,7 +128,7 @@ class EpisodeCore:
         self.last_info = table
         liquidated = table[ROW["liquidated"]] > 0
         terminated = liquidated if self.terminate_on_liquidation else np.zeros_like(liquidated)
-        truncated = ag.elapsed >= self.horizon
+        truncated = ag.elapsed >= self.time_limit
         return ag.obs.copy(), reward.copy(), terminated, truncated
 
 

@@ -119,7 +119,9 @@ class MarketMakingEnv(gym.Env):
 
     ``gymnasium.make_vec("mmgym/MarketMaking-v0", num_envs=N,
     vectorization_mode="vector_entry_point")`` steps N exchanges in one numba
-    call (``MarketMakingVectorEnv``; ``max_episode_steps``, if given, is the
+    call (``MarketMakingVectorEnv``; ``max_episode_steps``, if given, is a
+    time limit, as ``gymnasium.make`` applies it to a single env: episodes are
+    truncated there or at the horizon, and the elapsed share stays of the
     horizon; ``render()`` returns one frame per env; an env that resets
     reports an empty info: its ``_key`` masks are False);
     ``mmgym.make_sb3_vec_env`` wraps it for

@@ -220,6 +220,20 @@ def make_regime(regime, **kwargs) -> Regime:
         if unknown:
             raise ConfigError(f"regime_kwargs {unknown} unknown to {regime!r}; allowed: {allowed}")
         return cls(**kwargs)
+    if isinstance(regime, type):
+        raise ConfigError(
+            f"regime must be a name, a Regime instance or a callable, got the class "
+            f"{regime.__name__}: pass {regime.__name__}(...) or its name"
+        )
     if callable(regime):
+        try:
+            inspect.signature(regime).bind(None)
+        except TypeError:
+            raise ConfigError(
+                f"a custom regime is called with one argument (the step's StepAccounting); "
+                f"{regime!r} does not take one"
+            ) from None
+        except ValueError:  # no signature to inspect (some builtins): call it and see
+            pass
         return Custom(regime)
     raise ConfigError(f"regime must be one of {sorted(REGIMES)} or a callable, got {regime!r}")

@@ -38,7 +38,8 @@ class MarketMakingVectorEnv(VectorEnv):
     resets that env and returns its first observation with reward 0) or
     ``SAME_STEP`` (the env resets at once; the last observation is in
     ``info["final_obs"]`` and its info in ``info["final_info"]``, as SB3
-    expects). The env enforces its own horizon. ``info`` holds one array per
+    expects). The env enforces its own horizon and ``max_episode_steps`` (a
+    time limit, as Gymnasium's ``TimeLimit`` on a single env). ``info`` holds one array per
     key of ``INFO_KEYS`` (and ``reward_<part>``), with the usual ``_key`` masks.
     ``threads`` (1) splits the envs between that many threads for the engine
     step; the envs share no state, so trajectories do not depend on it. It
@@ -63,6 +64,7 @@ class MarketMakingVectorEnv(VectorEnv):
         regime_kwargs: dict | None = None,
         duties=None,
         overrides: dict | None = None,
+        max_episode_steps: int | None = None,
         **setup_kwargs,
     ):
         if isinstance(num_envs, bool) or not isinstance(num_envs, (int, np.integer)):
@@ -88,6 +90,7 @@ class MarketMakingVectorEnv(VectorEnv):
             market=market,
             dt=dt,
             horizon=horizon,
+            time_limit=max_episode_steps,
             **setup_kwargs,
         )
         batch = self.core.batch
@@ -120,10 +123,10 @@ class MarketMakingVectorEnv(VectorEnv):
             seeds = [None] * self.num_envs
         elif isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
             seeds = [int(seed) + i for i in range(self.num_envs)]
+        elif isinstance(seed, (list, tuple, np.ndarray)) and len(seed) == self.num_envs:
+            seeds = list(seed)  # each checked by seeding.np_random
         else:
-            seeds = list(seed)
-            if len(seeds) != self.num_envs:
-                raise ValueError(f"seed must be an int or {self.num_envs} seeds, got {seed!r}")
+            raise ValueError(f"seed must be an int, None or {self.num_envs} seeds, got {seed!r}")
         for i in np.flatnonzero(mask):
             if seeds[i] is not None or self._generators[i] is None:
                 self._generators[i], _ = seeding.np_random(seeds[i])
@@ -228,15 +231,9 @@ class MarketMakingVectorEnv(VectorEnv):
 def make_vector_env(num_envs: int = 1, max_episode_steps=None, **kwargs) -> MarketMakingVectorEnv:
     """Vector entry point of ``mmgym/MarketMaking-v0`` (``gymnasium.make_vec``).
 
-    The env enforces its own time limit: ``max_episode_steps``, if given, is its
-    ``horizon``.
+    The env enforces ``max_episode_steps`` itself, as the time limit that
+    ``gymnasium.make`` wraps around a single env: episodes are truncated there
+    or at the horizon, whichever comes first, and the observation's elapsed
+    share is of the horizon in both.
     """
-    if max_episode_steps is not None:
-        horizon = kwargs.get("horizon")
-        if horizon is not None and horizon != max_episode_steps:
-            raise ValueError(
-                f"max_episode_steps ({max_episode_steps!r}) and horizon ({horizon!r}) differ; "
-                "give one of them"
-            )
-        kwargs["horizon"] = max_episode_steps
-    return MarketMakingVectorEnv(num_envs=num_envs, **kwargs)
+    return MarketMakingVectorEnv(num_envs=num_envs, max_episode_steps=max_episode_steps, **kwargs)

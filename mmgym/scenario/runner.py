@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -13,7 +15,7 @@ from ..core.codes import (
     ORDER_COLUMNS,
     RESULT_COLUMNS,
 )
-from ..core.config import check_number
+from ..core.config import ConfigError, check_number
 from ..population.build import build_params, make_exchange, populate
 from ..population.makers import STRESS_SIGNALS
 from ..population.step import run_episode
@@ -73,8 +75,25 @@ def load_scenario(name_or_config, **overrides) -> Scenario:
         if overrides:
             raise ValueError("overrides need a scenario name, path or mapping")
         return name_or_config
-    raw = name_or_config if isinstance(name_or_config, dict) else load_raw(name_or_config)
+    if isinstance(name_or_config, Mapping):
+        raw = _plain(name_or_config)
+    elif isinstance(name_or_config, (str, os.PathLike)):
+        raw = load_raw(name_or_config)
+    else:
+        raise ConfigError(
+            "scenario must be a name, a path, a mapping or a Scenario, "
+            f"got {type(name_or_config).__name__} {name_or_config!r}"
+        )
     return parse_scenario(apply_overrides(raw, overrides))
+
+
+def _plain(value):
+    """Nested mappings and sequences (a config library's, say) as dicts and lists."""
+    if isinstance(value, Mapping):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    return value
 
 
 def build(scenario: Scenario, seeds):
