@@ -366,24 +366,8 @@ def test_momentum_follows_a_trend_beyond_its_threshold(trend, side):
 
 
 def test_limit_orders_sit_further_from_a_jumpy_mark():
-    flow = {
-        "PERP": {
-            "noise_rate": 0.0,
-            "limit_rate": 20.0,
-            "limit_offset_bps": 100.0,
-            "limit_vol_scaling": 0.5,
-            "momentum_rate": 0.0,
-            "arb_notional": 0.0,
-            "anchor_notional": 0.0,
-        }
-    }
-    raw = tiny(
-        **{
-            "population.flow": flow,
-            "population.makers.firms": 0,
-            "population.index.PERP.volatility": 0.0,
-        }
-    )
+    raw = _one_role(limit_rate=20.0, limit_offset_bps=100.0, limit_vol_scaling=0.5)
+    raw["population"]["index"]["PERP"]["volatility"] = 0.0
 
     def limit_orders(mark_vol):
         ex, pp, ps = build(load_scenario(raw), [0])
