@@ -35,7 +35,7 @@ STEPS = 200
 def small_oct10(
     seed, shock, long_share, obliged, slippage, fair_weight, requote_bps, pricing, **more
 ):
-    """A few hundred accounts in the oct10 venue; the shock comes early and fast."""
+    """About 150 accounts in the oct10 venue; the shock comes early and fast."""
     shocks = [
         {"market": m, "start": 30, "duration": 90, "size": shock * beta, "rebound": 0.4,
          "rebound_duration": 60}
