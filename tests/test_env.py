@@ -260,6 +260,8 @@ def test_envs_pickle_and_copy_after_stepping():
     import copy
     import pickle
 
+    import numba
+
     env = MarketMakingEnv(**SHORT)
     venv = MarketMakingVectorEnv(num_envs=3, threads=2, **SHORT)
     actions = random_actions(10, 5)
@@ -267,6 +269,9 @@ def test_envs_pickle_and_copy_after_stepping():
         e.reset(seed=2)
         e.step(batch[0])
         clones = [pickle.loads(pickle.dumps(e)), copy.deepcopy(e)]
+        for clone in clones:  # the same numba types: no second compilation of the step
+            state, clone_state = e.unwrapped.core.batch.state, clone.unwrapped.core.batch.state
+            assert numba.typeof(clone_state) == numba.typeof(state)
         for a in batch[1:]:
             want = e.step(a)[0]
             for clone in clones:

@@ -97,8 +97,33 @@ class State(NamedTuple):
     match_owner: np.ndarray  # int64[E, N]
     rank_scratch: np.ndarray  # float64[E, 2, A], sorted ADL ranks and each account's rank
 
+    def __reduce__(self):
+        # Pickled (or deep-copied) field by field, the order pool's views would come
+        # back as separate arrays: another numba type (a second compilation of every
+        # kernel) and the records' cache-line layout lost.
+        return _restore_state, (self._asdict(),)
+
 
 ORDER_FIELDS = 8  # order_id .. order_prev, then free_slots: one cache line per slot
+POOL_FIELDS = (
+    "order_id",
+    "order_price",
+    "order_qty",
+    "order_owner",
+    "order_side",
+    "order_next",
+    "order_prev",
+    "free_slots",
+)
+
+
+def _restore_state(values: dict) -> State:
+    """A ``State`` from its fields, the order pool's again views of one record array."""
+    pool = _order_records(*values["order_id"].shape)
+    for i, name in enumerate(POOL_FIELDS):
+        pool[..., i] = values[name]
+        values[name] = pool[..., i]
+    return State(**values)
 
 
 def _order_records(e: int, k: int, n: int) -> np.ndarray:
@@ -135,14 +160,7 @@ def allocate_state(config: ExchangeConfig, n_envs: int) -> State:
         level_head=np.full((e, k, 2, levels), -1, np.int64),
         level_tail=np.full((e, k, 2, levels), -1, np.int64),
         n_levels=i64(e, k, 2),
-        order_id=pool[..., 0],
-        order_price=pool[..., 1],
-        order_qty=pool[..., 2],
-        order_owner=pool[..., 3],
-        order_side=pool[..., 4],
-        order_next=pool[..., 5],
-        order_prev=pool[..., 6],
-        free_slots=pool[..., 7],
+        **{name: pool[..., i] for i, name in enumerate(POOL_FIELDS)},
         n_free=np.full((e, k), n, np.int64),
         next_order_seq=np.ones(e, np.int64),
         cash=f64(e, a),
