@@ -3,7 +3,8 @@
 It decides what the index, the maker firms, the background traders, the
 leveraged traders and the loopers do in a step, from the same state arrays
 the kernels read, and hands the orders to the jitted exchange (whose own twin
-is ``tests/naive.py``; accounts' equity and margin are read through it too).
+is ``tests/naive.py``; the book, the price band and accounts' equity and
+margin are read through it too).
 Python ints and floats throughout; the random streams are SplitMix64 on
 Python ints. ``tests/test_population_vs_naive.py`` steps this twin and the
 fused kernel side by side and compares every array after every step.
@@ -15,6 +16,7 @@ import math
 
 import numpy as np
 
+from mmgym.core.book import best_price, find_order
 from mmgym.core.codes import (
     ASK,
     BID,
@@ -39,6 +41,7 @@ from mmgym.core.codes import (
     SELL,
 )
 from mmgym.core.margin import equity, equity_and_mm
+from mmgym.core.orders import band_ticks
 from mmgym.core.step import advance, begin_step
 
 MASK64 = (1 << 64) - 1
@@ -83,29 +86,7 @@ def poisson(ps, e, lam):
     return count
 
 
-# Reading the book and the band, writing orders.
-
-
-def best(state, e, k, slot):
-    n = int(state.n_levels[e, k, slot])
-    return int(state.level_price[e, k, slot, n - 1]) if n else -1
-
-
-def live_slot(state, e, k, oid):
-    slots = state.order_id.shape[2]
-    o = oid % slots
-    return o if oid > 0 and int(state.order_id[e, k, o]) == oid else -1
-
-
-def band(params, state, e, k):
-    mark, width, tick = (
-        float(state.mark_price[e, k]),
-        float(params.price_band[k]),
-        float(params.tick_size[k]),
-    )
-    lo = math.ceil(mark * (1.0 - width) / tick - 1e-9)
-    hi = math.floor(mark * (1.0 + width) / tick + 1e-9)
-    return max(lo, 1), hi
+# Writing orders.
 
 
 def push(ps, e, k, a, kind, side, price, lots, ref=0, tag=-1):
@@ -246,7 +227,7 @@ def maker_orders(params, state, pp, ps, e):
                     oid = int(ps.maker_orders[e, f, k, s, i])
                     if oid == 0:
                         continue
-                    o = live_slot(state, e, k, oid)
+                    o = find_order(state, e, k, oid)
                     target = 0 if away else int(ps.maker_target[e, f, k, s, i])
                     keep = (
                         o >= 0
@@ -265,7 +246,7 @@ def maker_orders(params, state, pp, ps, e):
                 excess = int(state.pos[e, a, k]) - pp.inventory_base[k]
                 lots = int(abs(excess) * pp.flatten_rate)
                 if lots > 0:
-                    lo, hi = band(params, state, e, k)
+                    lo, hi = band_ticks(params, state, e, k)
                     if excess > 0:
                         push(ps, e, k, a, IOC, SELL, lo, lots)
                     else:
@@ -305,14 +286,15 @@ def heavy_size(ps, e, base, alpha):
 
 def gap_trade(params, state, ps, e, k, a, gap, threshold, lots, capacity, reference):
     tick, pos = float(params.tick_size[k]), int(state.pos[e, a, k])
+    lo, hi = band_ticks(params, state, e, k)
     if gap < -threshold and pos < capacity:
-        limit = min(math.floor(reference * (1.0 - threshold) / tick), band(params, state, e, k)[1])
+        limit = min(math.floor(reference * (1.0 - threshold) / tick), hi)
         size = min(int(lots * min(-gap / threshold, 5.0)) + 1, int(capacity - pos))
         if size > 0:
             push(ps, e, k, a, IOC, BUY, limit, size)
     elif gap > threshold and pos > -capacity:
         room = capacity + pos if params.market_kind[k] == PERP else pos
-        limit = max(math.ceil(reference * (1.0 + threshold) / tick), band(params, state, e, k)[0])
+        limit = max(math.ceil(reference * (1.0 + threshold) / tick), lo)
         size = min(int(lots * min(gap / threshold, 5.0)) + 1, int(room))
         if size > 0:
             push(ps, e, k, a, IOC, SELL, limit, size)
@@ -321,7 +303,7 @@ def gap_trade(params, state, ps, e, k, a, gap, threshold, lots, capacity, refere
 def background_flow(params, state, pp, ps, e, t):
     for k in range(len(params.market_kind)):
         tick, mark = float(params.tick_size[k]), float(state.mark_price[e, k])
-        bid, ask = best(state, e, k, BID), best(state, e, k, ASK)
+        bid, ask = best_price(state, e, k, BID), best_price(state, e, k, ASK)
         noise = flow_account(pp, k, 0)
         for _ in range(min(poisson(ps, e, pp.noise_rate[k]), MAX_ARRIVALS)):
             side = BUY if uniform(ps, e) < 0.5 else SELL
@@ -373,7 +355,7 @@ def turnover_order(params, state, pp, ps, e, k, a, side, lots):
     if pp.turnover_slippage == math.inf:
         push(ps, e, k, a, MARKET, side, 0, lots)
         return
-    lo, hi = band(params, state, e, k)
+    lo, hi = band_ticks(params, state, e, k)
     mark_ticks = state.mark_price[e, k] / params.tick_size[k]
     if side == BUY:
         limit = min(math.ceil(mark_ticks * (1.0 + pp.turnover_slippage)), hi)

@@ -13,21 +13,17 @@ import numpy as np
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from naive_population import population_step
+from test_population import step as fused_step
 
 from mmgym.core.codes import (
     CANCEL,
     CANCEL_ALL,
-    ENV_STAT_NAMES,
     IOC,
     LIMIT,
     MARKET,
-    MARKET_STAT_NAMES,
     POST_ONLY,
 )
-from mmgym.population.makers import STRESS_SIGNALS
-from mmgym.population.step import run_episode
 from mmgym.scenario import build, load_scenario
-from mmgym.scenario.runner import Logs
 
 STEPS = 200
 
@@ -63,21 +59,6 @@ def small_oct10(
         },
     )
     return build(scenario, [seed]), build(scenario, [seed])
-
-
-def fused_step(ex, pp, ps):
-    k, firms = ex.params.market_kind.shape[0], ps.stress_parts.shape[1]
-    logs = Logs(
-        np.zeros((1, 1, k, len(MARKET_STAT_NAMES))),
-        np.zeros((1, 1, len(ENV_STAT_NAMES))),
-        np.zeros((1, 1)),
-        np.zeros((1, 1, firms), np.int64),
-        np.zeros((1, 1, firms, len(STRESS_SIGNALS))),
-        np.zeros((1, 1), np.int64),
-        np.zeros((1, 1)),
-    )
-    none = np.zeros((1, 0, 8), np.int64), np.zeros((1, 0, 3), np.int64)
-    run_episode(ex.params, ex.state, pp, ps, 1, *none, np.zeros(k), logs)
 
 
 def differences(a, b):

@@ -244,15 +244,12 @@ class MarketBatch:
         # The compiled entry and the thread pool cannot be pickled; both are
         # rebuilt on demand (the entry at the next step), so a batch that has
         # stepped pickles and copies like a fresh one.
-        state = dict(self.__dict__, _env_step=None, _pool=None)
-        state["_threads"] = len(self._blocks)
-        return state
+        return dict(self.__dict__, _env_step=None, _pool=None)
 
     def __setstate__(self, state):
-        threads = state.pop("_threads")
         self.__dict__.update(state)
-        if threads > 1:
-            self._pool = ThreadPoolExecutor(threads - 1, "mmgym-step")
+        if len(self._blocks) > 1:
+            self._pool = ThreadPoolExecutor(len(self._blocks) - 1, "mmgym-step")
 
     @property
     def n_markets(self) -> int:
