@@ -14,6 +14,7 @@ import time
 
 import numpy as np
 from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import VecNormalize
 
 from .algorithms import algorithm_class
@@ -29,7 +30,7 @@ def yardstick_model(hp: Hyperparams, seed: int = 0):
     env = make_vec_env(YARDSTICK_ENVS[hp.algo], n_envs=hp.n_envs, seed=seed)
     if hp.normalize is not None:
         env = VecNormalize(env, gamma=hp.algo_kwargs.get("gamma", 0.99), **hp.normalize)
-    return algorithm_class(hp.algo)(
+    model = algorithm_class(hp.algo)(
         hp.policy,
         env,
         seed=seed,
@@ -37,6 +38,9 @@ def yardstick_model(hp: Hyperparams, seed: int = 0):
         policy_kwargs=hp.model_policy_kwargs(),
         **hp.algo_kwargs,
     )
+    # Without a logger of its own SB3 leaves an empty folder in the temp dir at every learn().
+    model.set_logger(Logger(None, []))
+    return model
 
 
 def yardstick_fps(hp: Hyperparams, timesteps: int, seed: int = 0) -> tuple[str, float]:

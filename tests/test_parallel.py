@@ -191,9 +191,11 @@ def test_shared_adapter_matches_parallel_env_and_resets_whole_exchanges():
 
 def test_shared_adapter_trains_ppo():
     from stable_baselines3 import PPO
+    from stable_baselines3.common.logger import Logger
 
     venv = make_shared_sb3_vec_env(n_envs=2, n_agents=2, **SHORT)
     model = PPO("MlpPolicy", venv, n_steps=16, batch_size=32, seed=0)
+    model.set_logger(Logger(None, []))  # no empty log folder in the temp dir
     model.learn(64)
     assert model.num_timesteps == 64
     action, _ = model.predict(venv.reset(), deterministic=True)
