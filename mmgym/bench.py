@@ -13,6 +13,8 @@ Measures, on one core after compilation:
   quoting action), with ``CartPole-v1`` measured in the same run as the
   yardstick; on a machine with several cores also the vector env stepped on
   one thread per core (``threads=``), the only figure that uses more than one.
+  ``--set KEY=VALUE`` changes their scenario, to see what a part of the
+  population costs.
 
 The same book stream also runs through the pure-Python reference book of
 the tests (``tests/naive.py``, in a source checkout), which must end with the
@@ -29,7 +31,7 @@ import time
 
 import numpy as np
 
-from .cli_types import positive_int
+from .cli_types import key_value, positive_int
 from .core import Exchange, ExchangeConfig, MarketConfig
 from .core.codes import (
     ACCEPTED,
@@ -291,15 +293,22 @@ def _steps_per_s(env, action, n_steps: int, repeat: int) -> float:
     return n_steps / _best_of(repeat, run)
 
 
-def bench_env(n_steps: int, n_envs: int, repeat: int) -> dict:
-    """Steps per second of the single env, of the vector env, and of CartPole-v1."""
+def bench_env(n_steps: int, n_envs: int, repeat: int, overrides=None) -> dict:
+    """Steps per second of the single env, of the vector env, and of CartPole-v1.
+
+    ``overrides`` change the default scenario (e.g. ``{"population.makers.firms": 0}``
+    to see what a part of the population costs).
+    """
     import gymnasium as gym
 
     import mmgym
 
-    single = gym.make(mmgym.ENV_ID)
+    overrides = dict(overrides or {})
+    single = gym.make(mmgym.ENV_ID, overrides=overrides)
     quote = np.zeros(single.action_space.shape, np.float32)
-    vector = gym.make_vec(mmgym.ENV_ID, num_envs=n_envs, vectorization_mode="vector_entry_point")
+    vector = gym.make_vec(
+        mmgym.ENV_ID, num_envs=n_envs, vectorization_mode="vector_entry_point", overrides=overrides
+    )
     cartpole = gym.make("CartPole-v1")
     single_rate = _steps_per_s(single, quote, n_steps, repeat)
     vector_rate = n_envs * _steps_per_s(
@@ -316,7 +325,11 @@ def bench_env(n_steps: int, n_envs: int, repeat: int) -> dict:
     threads = os.cpu_count() or 1
     if threads > 1:
         threaded = gym.make_vec(
-            mmgym.ENV_ID, num_envs=n_envs, vectorization_mode="vector_entry_point", threads=threads
+            mmgym.ENV_ID,
+            num_envs=n_envs,
+            vectorization_mode="vector_entry_point",
+            threads=threads,
+            overrides=overrides,
         )
         out["threads"] = threads
         out["threaded_env_steps_per_s"] = n_envs * _steps_per_s(
@@ -362,12 +375,20 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--only", choices=["engine", "env"], help="run only the engine or only the env figures"
     )
+    parser.add_argument(
+        "--set",
+        type=key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override the env figures' default scenario (a switch or a dotted path)",
+    )
     args = parser.parse_args(argv)
     print(f"machine: {machine()}")
     if args.only != "env":
         _engine_figures(args)
     if args.only != "engine":
-        env = bench_env(args.env_steps, args.vector_envs, args.repeat)
+        env = bench_env(args.env_steps, args.vector_envs, args.repeat, dict(args.set))
         cartpole = env["cartpole_steps_per_s"]
         print(
             f"env:     gymnasium.make {env['single_steps_per_s']:,.0f} steps/s, CartPole-v1 "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 
 def int_at_least(lowest: int, meaning: str):
@@ -22,3 +23,24 @@ def int_at_least(lowest: int, meaning: str):
 
 positive_int = int_at_least(1, "a positive integer")
 seed_int = int_at_least(0, "an integer >= 0")
+
+
+# A plain decimal number, possibly with an exponent, which YAML 1.1 reads as text
+# unless it has a dot and a signed exponent ("2e6").
+NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
+
+
+def key_value(text: str):
+    """An argparse type for ``--set KEY=VALUE``: (key, value read as YAML, "2e6" as a number)."""
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"--set takes key=value, got {text!r}")
+    import yaml
+
+    key, value = text.split("=", 1)
+    try:
+        value = yaml.safe_load(value)
+    except yaml.YAMLError:
+        raise argparse.ArgumentTypeError(f"--set {key}: {value!r} is not valid YAML") from None
+    if isinstance(value, str) and NUMBER.fullmatch(value):
+        value = float(value)
+    return key, value

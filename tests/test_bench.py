@@ -16,3 +16,15 @@ def test_counts_must_be_positive(flag, value, capsys):
     assert exit_info.value.code == 2
     err = capsys.readouterr().err
     assert f"argument {flag}: must be a positive integer" in err
+
+
+def test_env_figures_take_scenario_overrides(capsys):
+    args = ["--only", "env", "--env-steps", "40", "--vector-envs", "2", "--repeat", "1"]
+    main([*args, "--set", "population.makers.firms=0"])
+    assert "vector env N=2" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="firms"):
+        main([*args, "--set", "population.makers.firms=-1"])
+    with pytest.raises(SystemExit) as exit_info:
+        main([*args, "--set", "firms"])
+    assert exit_info.value.code == 2
+    assert "--set takes key=value" in capsys.readouterr().err

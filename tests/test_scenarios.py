@@ -171,12 +171,13 @@ def test_cli_config_errors_are_reported(capsys):
 
 
 def test_cli_reads_numbers_in_exponent_form_as_numbers(capsys):
-    from mmgym.scenario.__main__ import _override, main
+    from mmgym.cli_types import key_value
+    from mmgym.scenario.__main__ import main
 
-    assert _override("population.makers.capital=2e6") == ("population.makers.capital", 2e6)
-    assert _override("steps=6.0e+2") == ("steps", 600.0)
-    assert _override("adl_formula=bitmex") == ("adl_formula", "bitmex")
-    assert _override("name=inf") == ("name", "inf")
+    assert key_value("population.makers.capital=2e6") == ("population.makers.capital", 2e6)
+    assert key_value("steps=6.0e+2") == ("steps", 600.0)
+    assert key_value("adl_formula=bitmex") == ("adl_formula", "bitmex")
+    assert key_value("name=inf") == ("name", "inf")
     assert main(["calm", "--set", "steps=6e2"]) == 0  # YAML alone reads 6e2 as text
     assert "calm, seed 0: 600 steps" in capsys.readouterr().out
 

@@ -10,11 +10,10 @@ either switch, in which case the reference is run too and the output says so.
 from __future__ import annotations
 
 import argparse
-import re
 import sys
 from pathlib import Path
 
-from ..cli_types import seed_int
+from ..cli_types import key_value, seed_int
 from ..core.config import ConfigError
 from .criteria import calm_criteria, oct10_criteria
 from .report import markdown, plot
@@ -27,24 +26,6 @@ REFERENCE_NOTE = (
     "criteria read a reference run with collateral_pricing=internal_book and "
     "mm_obligations=false, not the run above"
 )
-# A plain decimal number, possibly with an exponent, which YAML 1.1 reads as text
-# unless it has a dot and a signed exponent ("2e6").
-NUMBER = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)([eE][-+]?\d+)?")
-
-
-def _override(text: str):
-    if "=" not in text:
-        raise argparse.ArgumentTypeError(f"--set takes key=value, got {text!r}")
-    import yaml
-
-    key, value = text.split("=", 1)
-    try:
-        value = yaml.safe_load(value)
-    except yaml.YAMLError:
-        raise argparse.ArgumentTypeError(f"--set {key}: {value!r} is not valid YAML") from None
-    if isinstance(value, str) and NUMBER.fullmatch(value):
-        value = float(value)
-    return key, value
 
 
 def criteria_for(result, scenario, seed: int, overrides: dict):
@@ -82,7 +63,7 @@ def main(argv=None) -> int:
     parser.add_argument("--report", metavar="MD", help="write a markdown report here")
     parser.add_argument(
         "--set",
-        type=_override,
+        type=key_value,
         action="append",
         default=[],
         metavar="KEY=VALUE",
