@@ -31,7 +31,7 @@ import time
 
 import numpy as np
 
-from .cli_types import key_value, positive_int
+from .cli_types import add_overrides_argument, positive_int
 from .core import Exchange, ExchangeConfig, MarketConfig
 from .core.codes import (
     ACCEPTED,
@@ -375,14 +375,7 @@ def main(argv=None) -> None:
     parser.add_argument(
         "--only", choices=["engine", "env"], help="run only the engine or only the env figures"
     )
-    parser.add_argument(
-        "--set",
-        type=key_value,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override the env figures' default scenario (a switch or a dotted path)",
-    )
+    add_overrides_argument(parser, "override the env figures' default scenario")
     args = parser.parse_args(argv)
     print(f"machine: {machine()}")
     if args.only != "env":

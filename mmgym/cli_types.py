@@ -44,3 +44,15 @@ def key_value(text: str):
     if isinstance(value, str) and NUMBER.fullmatch(value):
         value = float(value)
     return key, value
+
+
+def add_overrides_argument(parser: argparse.ArgumentParser, purpose: str) -> None:
+    """Add the repeatable ``--set KEY=VALUE`` option (``args.set``: a list of pairs)."""
+    parser.add_argument(
+        "--set",
+        type=key_value,
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"{purpose}: a switch, a top-level key or a dotted path (repeatable)",
+    )

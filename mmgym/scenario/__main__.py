@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..cli_types import key_value, seed_int
+from ..cli_types import add_overrides_argument, seed_int
 from ..core.config import ConfigError
 from .criteria import calm_criteria, oct10_criteria
 from .report import markdown, plot
@@ -61,14 +61,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=seed_int, default=0, help="a seed >= 0 (0)")
     parser.add_argument("--plot", metavar="PNG", help="write a chart here")
     parser.add_argument("--report", metavar="MD", help="write a markdown report here")
-    parser.add_argument(
-        "--set",
-        type=key_value,
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a switch, a top-level key or a dotted path",
-    )
+    add_overrides_argument(parser, "override")
     args = parser.parse_args(argv)
     # Fail before the runs, not after them.
     if args.plot:
