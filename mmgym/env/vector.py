@@ -215,7 +215,9 @@ class MarketMakingVectorEnv(VectorEnv):
 
     def close_extras(self, **kwargs):
         """Stop the stepping threads, if any."""
-        self.core.batch.close()
+        core = getattr(self, "core", None)  # absent when __init__ rejected its arguments
+        if core is not None:
+            core.batch.close()
 
     def render(self):
         if self.render_mode is None:

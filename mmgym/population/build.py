@@ -397,7 +397,8 @@ def _initial_pop_state(ex, scenario, generators, traders, max_levels) -> PopStat
     stop_list = np.argsort(~armed, axis=1, kind="stable").astype(np.int64)
     return PopState(
         streams=seed_streams(generators),
-        log_index=np.tile(np.log(start), (n_envs, 1)),
+        # Python's log, as the kernels use: numpy 1.x's vectorised log can differ in the last bit.
+        log_index=np.tile([math.log(s) for s in start], (n_envs, 1)),
         shock_log=np.zeros((n_envs, n_markets)),
         vol_state=np.zeros((n_envs, n_markets)),
         away=np.zeros((n_envs, firms), np.int64),
