@@ -377,11 +377,14 @@ def main(argv=None) -> None:
     )
     add_overrides_argument(parser, "override the env figures' default scenario")
     args = parser.parse_args(argv)
+    overrides = dict(args.set)
+    if args.only != "engine":
+        _check_overrides(parser, overrides)
     print(f"machine: {machine()}")
     if args.only != "env":
         _engine_figures(args)
     if args.only != "engine":
-        env = bench_env(args.env_steps, args.vector_envs, args.repeat, dict(args.set))
+        env = bench_env(args.env_steps, args.vector_envs, args.repeat, overrides)
         cartpole = env["cartpole_steps_per_s"]
         print(
             f"env:     gymnasium.make {env['single_steps_per_s']:,.0f} steps/s, CartPole-v1 "
@@ -394,6 +397,18 @@ def main(argv=None) -> None:
                 f"         vector env N={env['vector_envs']} on {env['threads']} threads "
                 f"{env['threaded_env_steps_per_s']:,.0f} env-steps/s"
             )
+
+
+def _check_overrides(parser, overrides: dict) -> None:
+    """Build the env once with ``overrides``, so a bad one fails before the runs."""
+    import gymnasium as gym
+
+    import mmgym
+
+    try:
+        gym.make(mmgym.ENV_ID, overrides=overrides).close()
+    except ValueError as exc:
+        parser.error(f"--set: {exc}")
 
 
 def _engine_figures(args) -> None:
