@@ -18,9 +18,9 @@ class MarketMakingEnv(gym.Env):
     venue: limit order books with price-time priority, perpetuals with tiered
     maintenance margin, mark and index prices, a liquidation engine whose
     orders hit the book, an insurance fund and auto-deleveraging. Around it
-    trades a scripted population (background flow, thousands of leveraged
-    traders, scripted maker firms that withdraw under stress, collateral
-    loopers) driven by an exogenous index. In ``calm`` nothing happens; in
+    trades a scripted population (background flow, leveraged traders, 200
+    in ``calm`` and 5,000 in ``oct10``, scripted maker firms that withdraw
+    under stress, collateral loopers) driven by an exogenous index. In ``calm`` nothing happens; in
     ``oct10`` a macro shock sets off the cascade of 10 October 2025. The agent
     chooses every step where and how much to quote, and whether to stay.
 
