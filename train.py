@@ -67,7 +67,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--total-timesteps", type=positive_int, help="training steps (default: the config's)"
     )
-    p.add_argument("--n-envs", type=positive_int, help="parallel envs (default: the config's)")
+    p.add_argument(
+        "--n-envs",
+        type=positive_int,
+        help="parallel envs, at most 4096 (default: the config's)",
+    )
     p.add_argument("--seed", type=seed_int, default=0, help="training seed (default: 0)")
     p.add_argument(
         "--config",

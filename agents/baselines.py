@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from gymnasium import spaces
 
+from mmgym.core.config import check_number
 from mmgym.env.batch import AgentSetup
 from mmgym.env.kernels import (
     OB_DEPTH,
@@ -56,7 +57,12 @@ class Baseline:
         """SB3's ``predict``: ``(actions, state)``; ``deterministic`` has no effect."""
         obs, single = _as_batch(observation, observation_size(self.setup))
         starts = np.zeros(len(obs), bool) if episode_start is None else episode_start
-        starts = np.broadcast_to(np.asarray(starts, bool).reshape(-1), (len(obs),))
+        starts = np.asarray(starts, bool).reshape(-1)
+        if starts.size not in (1, len(obs)):
+            raise ValueError(
+                f"episode_start must hold one flag per observation ({len(obs)}), got {starts.size}"
+            )
+        starts = np.broadcast_to(starts, (len(obs),))
         actions, state = self.act(obs, state, starts)
         actions = np.clip(actions, -1.0, 1.0).astype(np.float32)
         return (actions[0] if single else actions), state
@@ -67,6 +73,8 @@ class Baseline:
         s = self.setup
         m = len(s.markets)
         notional = 0.5 * np.array(s.max_quote_notional) if size is None else size
+        if np.shape(notional) not in ((), (m,)):
+            raise ValueError(f"{name} must be a number or one per market ({m}), got {size!r}")
         notional = np.broadcast_to(np.asarray(notional, np.float64), (m,))
         for i in range(m):
             low, high = s.min_size * s.max_quote_notional[i], s.max_quote_notional[i]
@@ -79,6 +87,7 @@ class Baseline:
 
     def _check_offset(self, bps: float, name: str) -> float:
         s = self.setup
+        bps = check_number(name, bps)
         if not s.min_offset_bps <= bps <= s.max_offset_bps:
             raise ValueError(
                 f"{name} must put each quote {s.min_offset_bps:g}..{s.max_offset_bps:g} bps "
@@ -97,6 +106,7 @@ class AlwaysQuote(Baseline):
 
     def __init__(self, setup: AgentSetup, spread_bps: float = 20.0, size=None):
         super().__init__(setup)
+        spread_bps = check_number("spread_bps", spread_bps)
         self.half_spread_bps = self._check_offset(0.5 * spread_bps, "spread_bps / 2")
         sizes = self._sizes(size)
         half = self.half_spread_bps
@@ -136,9 +146,7 @@ class AvellanedaStoikov(Baseline):
         size=None,
     ):
         super().__init__(setup)
-        if not risk_bps >= 0:
-            raise ValueError(f"risk_bps must be >= 0, got {risk_bps!r}")
-        self.risk_bps = float(risk_bps)
+        self.risk_bps = check_number("risk_bps", risk_bps, 0.0)
         self.base_half_spread_bps = self._check_offset(base_half_spread_bps, "base_half_spread_bps")
         self.size_actions = self._sizes(size)
 
@@ -189,18 +197,15 @@ class WithdrawOnStress(Baseline):
     ):
         super().__init__(setup)
         self.quote = AlwaysQuote(setup, spread_bps, size)
-        if not 0.0 <= flatten <= 1.0:
-            raise ValueError(f"flatten must be a share in [0, 1], got {flatten!r}")
+        self.flatten = check_number("flatten", flatten, 0.0, 1.0)
         if flatten > 0 and not setup.flatten:
             raise ValueError("flatten > 0 needs an env with the flatten action (flatten=True)")
-        if isinstance(calm_steps, bool) or not isinstance(calm_steps, int) or calm_steps < 0:
-            raise ValueError(f"calm_steps must be an integer >= 0, got {calm_steps!r}")
-        self.flatten = float(flatten)
-        self.volatility = float(volatility)
-        self.liquidations = float(liquidations)
-        self.margin = float(margin)
-        self.depth = float(depth)
-        self.calm_steps = calm_steps
+        # Thresholds in the observation's units (see the class docstring).
+        self.volatility = check_number("volatility", volatility, 0.0)
+        self.liquidations = check_number("liquidations", liquidations, 0.0)
+        self.margin = check_number("margin", margin, 0.0)
+        self.depth = check_number("depth", depth, 0.0)
+        self.calm_steps = check_number("calm_steps", calm_steps, 0, integer=True)
 
     def triggered(self, obs: np.ndarray) -> np.ndarray:
         """bool[N]: whether any withdrawal condition holds for obs[N, D]."""
@@ -214,7 +219,15 @@ class WithdrawOnStress(Baseline):
         return hit
 
     def act(self, obs, state, episode_start):
-        calm = np.full(len(obs), self.calm_steps, np.int64) if state is None else np.array(state)
+        if state is None:
+            calm = np.full(len(obs), self.calm_steps, np.int64)
+        else:
+            calm = np.array(state, np.int64).reshape(-1)
+            if calm.shape != (len(obs),):
+                raise ValueError(
+                    f"state must be the calm-step counts this policy returned, one per "
+                    f"observation ({len(obs)}), got shape {np.shape(state)}"
+                )
         calm[episode_start] = self.calm_steps
         hit = self.triggered(obs)
         # calm counts untriggered steps in a row, capped so the state stays small

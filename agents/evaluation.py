@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import NamedTuple
 
 import numpy as np
 
+from mmgym.core.config import check_number
 from mmgym.env.vector import MarketMakingVectorEnv
 
 # Info keys recorded every step (see ``mmgym.env.step_record.INFO_FIELDS``).
@@ -174,7 +175,9 @@ def evaluate(
     cover the same window for every policy, and the liquidated maker's loss
     stays in its PnL.
     """
-    seeds = tuple(int(s) for s in seeds)
+    if isinstance(seeds, (str, bytes)) or not isinstance(seeds, Iterable):
+        raise ValueError(f"seeds must be a sequence of integers, got {seeds!r}")
+    seeds = tuple(check_number("seeds", s, 0, 2**63 - 1, integer=True) for s in seeds)
     if not seeds:
         raise ValueError("seeds must name at least one seed")
     n = len(seeds)

@@ -19,12 +19,13 @@ from pathlib import Path
 import yaml
 from torch import nn
 
-from mmgym import ENV_ID
+from mmgym import ENV_ID, yaml_loader
 from mmgym.core.config import ConfigError, check_choice, check_number
 
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "hyperparams"
 SECTIONS = ("default", ENV_ID)
 ALGOS = ("ppo", "sac", "recurrent_ppo")
+MAX_ENVS = 4096  # parallel envs of one training run
 POLICIES = {"ppo": ("MlpPolicy",), "sac": ("MlpPolicy",), "recurrent_ppo": ("MlpLstmPolicy",)}
 ACTIVATIONS = {
     "tanh": nn.Tanh,
@@ -240,9 +241,11 @@ def read_file(path) -> dict:
     if not path.is_file():
         raise ConfigError(f"config: no hyperparameter file {str(path)!r}")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml_loader.load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as error:
         raise ConfigError(f"config: {path} is not valid YAML: {error}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config: {path} is not a UTF-8 text file") from None
     merged = {}
     for section in _keys(f"{path}: sections", raw, SECTIONS):
         merged.update(_keys(f"{path}: {section}", raw[section] or {}))
@@ -256,7 +259,7 @@ def resolve(algo: str, raw: dict, **overrides) -> Hyperparams:
     kwargs_schema = ALGO_KWARGS[algo]
     schema = {
         "n_timesteps": integer(1),
-        "n_envs": integer(1, 4096),
+        "n_envs": integer(1, MAX_ENVS),
         "policy": lambda name, v: check_choice(name, v, POLICIES[algo]),
         "normalize": normalize,
         "policy_kwargs": mapping(POLICY_KWARGS[algo]),
@@ -270,6 +273,14 @@ def resolve(algo: str, raw: dict, **overrides) -> Hyperparams:
             "(YAML reads 1e5 as text: write !!float 1e5)"
         )
     checked = validate(raw, schema)
+    if kwargs_schema is _ON_POLICY and checked.get("normalize_advantage", True):
+        # SB3 normalises advantages over each rollout, which needs two samples.
+        n_steps, n_envs = checked.get("n_steps", 2048), checked.get("n_envs", 1)
+        if n_steps * n_envs < 2:
+            raise ConfigError(
+                f"n_steps * n_envs must be at least 2 with normalize_advantage, "
+                f"got {n_steps} * {n_envs}"
+            )
     return Hyperparams(
         algo=algo,
         n_timesteps=checked["n_timesteps"],

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import inspect
 import json
 import time
 from pathlib import Path
@@ -14,15 +13,14 @@ from stable_baselines3.common.vec_env import VecNormalize
 
 import mmgym
 from mmgym.core.config import ConfigError, check_number
-from mmgym.env.batch import AgentSetup, agent_setup
-from mmgym.env.rewards import make_regime
-from mmgym.scenario.runner import load_scenario
+from mmgym.env.batch import AgentSetup
+from mmgym.env.core import EpisodeCore, mapping_or_none
 
 from .algorithms import algorithm_class
 from .baselines import BASELINES, make_baseline
 from .callbacks import EpisodeMetrics
 from .evaluation import Evaluation, evaluate
-from .hyperparams import Hyperparams, default_path, load_hyperparams
+from .hyperparams import MAX_ENVS, Hyperparams, default_path, load_hyperparams
 from .runs import (
     ARGS,
     CHECKPOINTS,
@@ -112,23 +110,27 @@ def plan_run(
     check_number("seed", seed, 0, 2**32 - 1, integer=True)
     for s in eval_seeds:
         check_number("eval_seeds", s, 0, 2**32 - 1, integer=True)
-    for name, value in (("total_timesteps", total_timesteps), ("n_envs", n_envs)):
-        if value is not None:
-            check_number(name, value, 1, 2**62, integer=True)
+    if total_timesteps is not None:
+        check_number("total_timesteps", total_timesteps, 1, 2**62, integer=True)
+    if n_envs is not None:
+        check_number("n_envs", n_envs, 1, MAX_ENVS, integer=True)
     hp = load_hyperparams(algo, config, n_timesteps=total_timesteps, n_envs=n_envs)
-    loaded = load_scenario(scenario)
-    env_kwargs = dict(env_kwargs or {})
-    setup_keys = inspect.signature(agent_setup).parameters.keys() - {"scenario", "horizon"}
-    setup = agent_setup(
-        loaded, horizon=horizon, **{k: env_kwargs[k] for k in setup_keys & env_kwargs.keys()}
-    )
-    make_regime(regime)
+    env_kwargs = mapping_or_none("env_kwargs", env_kwargs)
+    own = sorted({"scenario", "regime", "horizon", "n_envs", "num_envs"} & env_kwargs.keys())
+    if own:
+        raise ConfigError(f"env_kwargs: {own} are set by the plan's own arguments")
+    # The env these arguments make, built once (no population yet, nothing compiled).
+    try:
+        core = EpisodeCore(scenario, regime=regime, horizon=horizon, **env_kwargs)
+    except TypeError as error:
+        raise ConfigError(f"env_kwargs: {error}") from None
+    core.batch.close()
     if run_dir is None:
-        run_dir = default_run_dir(loaded.name, regime, algo, seed)
+        run_dir = default_run_dir(core.scenario.name, regime, algo, seed)
     return Plan(
         hp=hp,
         scenario=scenario,
-        scenario_name=loaded.name,
+        scenario_name=core.scenario.name,
         regime=regime,
         horizon=horizon,
         seed=int(seed),
@@ -137,7 +139,7 @@ def plan_run(
         resume=resume,
         eval_seeds=tuple(int(s) for s in eval_seeds),
         yardstick=yardstick,
-        setup=setup,
+        setup=core.setup,
         env_kwargs=env_kwargs,
     )
 

@@ -378,6 +378,8 @@ def main(argv=None) -> None:
     add_overrides_argument(parser, "override the env figures' default scenario")
     args = parser.parse_args(argv)
     overrides = dict(args.set)
+    if overrides and args.only == "engine":
+        parser.error("--set changes the env figures' scenario; --only engine runs none")
     if args.only != "engine":
         _check_overrides(parser, overrides)
     print(f"machine: {machine()}")

@@ -36,9 +36,11 @@ def key_value(text: str):
         raise argparse.ArgumentTypeError(f"--set takes key=value, got {text!r}")
     import yaml
 
+    from .yaml_loader import load
+
     key, value = text.split("=", 1)
     try:
-        value = yaml.safe_load(value)
+        value = load(value)
     except yaml.YAMLError:
         raise argparse.ArgumentTypeError(f"--set {key}: {value!r} is not valid YAML") from None
     if isinstance(value, str) and NUMBER.fullmatch(value):

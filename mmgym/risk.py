@@ -26,6 +26,7 @@ so ``LP = (84000 - 8400) / 0.996``:
 from __future__ import annotations
 
 import math
+import numbers
 
 import numpy as np
 
@@ -61,13 +62,19 @@ def _side(side) -> int:
 
 
 def _finite(name: str, value) -> float:
-    try:
-        value = float(value)
-    except (TypeError, ValueError):
-        raise ValueError(f"{name} must be a finite number, got {value!r}") from None
+    # Numbers only: float() would also take True and "1e3".
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     return value
+
+
+def _price(value: float) -> float:
+    if not math.isfinite(value):
+        raise ValueError("the arguments are too large: the price overflows a float")
+    return float(value)
 
 
 def _positive(name: str, value) -> float:
@@ -228,7 +235,7 @@ def liquidation_price(
         return 0.0
     k = max(i for i, p in enumerate(past) if p)
     lp = (qty * entry_price - side * (buffer + cum[k])) / (qty * (1.0 - side * rows[k].mmr))
-    return max(0.0, float(lp))
+    return max(0.0, _price(lp))
 
 
 def bankruptcy_price(side, qty, entry_price, wallet_balance, other_upnl=0.0) -> float:
@@ -268,7 +275,7 @@ def bankruptcy_price(side, qty, entry_price, wallet_balance, other_upnl=0.0) -> 
     entry_price = _positive("entry_price", entry_price)
     wallet_balance = _finite("wallet_balance", wallet_balance)
     other_upnl = _finite("other_upnl", other_upnl)
-    return max(0.0, entry_price - side * (wallet_balance + other_upnl) / qty)
+    return max(0.0, _price(entry_price - side * (wallet_balance + other_upnl) / qty))
 
 
 # --------------------------------------------------------------------------- ADL
@@ -345,6 +352,12 @@ def adl_rank(
     entry_price = _positive("entry_price", entry_price)
     mark_price = _positive("mark_price", mark_price)
     wallet_balance = _finite("wallet_balance", wallet_balance)
+    # Every argument given is checked, whether or not the formula reads it.
+    if maintenance_margin is not None:
+        maintenance_margin = _non_negative("maintenance_margin", maintenance_margin)
+    rows, cum = _table(brackets)
+    if account_value is not None:
+        account_value = _finite("account_value", account_value)
     upnl = side * qty * (mark_price - entry_price)
     notional = qty * mark_price
     equity = wallet_balance + upnl
@@ -357,17 +370,13 @@ def adl_rank(
         return pnl_pct * leverage if pnl_pct > 0.0 else pnl_pct / leverage
 
     if formula == "binance":
-        if maintenance_margin is None:
-            rows, cum = _table(brackets)
-            mm = _mm(notional, rows, cum)
-        else:
-            mm = _non_negative("maintenance_margin", maintenance_margin)
+        mm = _mm(notional, rows, cum) if maintenance_margin is None else maintenance_margin
         pnl_pct = max(0.0, upnl) / max(1.0, wallet_balance)
         margin_ratio = mm / equity if equity > 0.0 else 0.0
         return pnl_pct * margin_ratio
 
     # hyperliquid
-    value = equity if account_value is None else _finite("account_value", account_value)
+    value = equity if account_value is None else account_value
     if value <= 0.0:
         return math.inf
     price_ratio = mark_price / entry_price if side > 0 else entry_price / mark_price
@@ -401,7 +410,10 @@ def adl_quantile(ranks) -> np.ndarray:
     >>> adl_quantile([0.1, 0.5, 0.5, 2.0]).tolist()
     [0, 1, 1, 3]
     """
-    ranks = np.asarray(ranks, dtype=float)
+    ranks = np.asarray(ranks)
+    if ranks.dtype.kind not in "iuf":
+        raise ValueError(f"ranks must be numbers, got dtype {ranks.dtype}")
+    ranks = ranks.astype(float)
     if ranks.ndim != 1:
         raise ValueError(f"ranks must be one-dimensional, got shape {ranks.shape}")
     if np.isnan(ranks).any():

@@ -36,6 +36,8 @@ from mmgym.core.codes import (
     O_SIDE,
     PERP,
     POST_ONLY,
+    R_STATUS,
+    REJECT_BOOK_FULL,
     S_LIQ_NOTIONAL_LONG,
     S_LIQ_NOTIONAL_SHORT,
     SELL,
@@ -460,5 +462,8 @@ def population_step(params, state, pp, ps, e=0):
     # flow statistics: nothing above changed them), applies the rows, ends it.
     advance(params, state, ps.buffer[e, :n], ps.buffer_results[e, :n], index[None, :])
     ps.n_orders[e] += n
+    for r in range(n):
+        if ps.buffer_results[e, r, R_STATUS] == REJECT_BOOK_FULL:
+            ps.book_full[e, ps.buffer[e, r, O_MARKET]] += 1
     record_maker_orders(ps, e)
     update_signals(params, state, pp, ps, e)

@@ -96,6 +96,32 @@ def test_predict_rejects_a_wrong_observation_shape():
         AlwaysQuote(SETUP).predict(np.zeros(5))
 
 
+@pytest.mark.parametrize(
+    "make, message",
+    [
+        (lambda: WithdrawOnStress(SETUP, volatility=math.nan), "volatility must be finite"),
+        (lambda: WithdrawOnStress(SETUP, depth=-1), "depth must be in"),
+        (lambda: WithdrawOnStress(SETUP, margin=-5), "margin must be in"),
+        (lambda: WithdrawOnStress(SETUP, liquidations="0.5"), "liquidations must be a number"),
+        (lambda: WithdrawOnStress(SETUP, calm_steps=1.5), "calm_steps must be an integer"),
+        (lambda: AvellanedaStoikov(SETUP, risk_bps=math.inf), "risk_bps must be finite"),
+        (lambda: AlwaysQuote(SETUP, spread_bps="20"), "spread_bps must be a number"),
+        (lambda: AlwaysQuote(SETUP, size=[1000.0, 2000.0]), "one per market"),
+    ],
+)
+def test_baseline_parameters_are_checked(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_predict_checks_the_state_and_episode_start_it_is_given():
+    obs = np.stack([calm_obs()] * 2)
+    with pytest.raises(ValueError, match="state must be the calm-step counts"):
+        WithdrawOnStress(SETUP).predict(obs, state=[1, 2, 3])
+    with pytest.raises(ValueError, match="episode_start must hold one flag per observation"):
+        AlwaysQuote(SETUP).predict(obs, episode_start=[True, False, True])
+
+
 def quotes(action):
     """(bid offset bps, ask offset bps, bid USDT, ask USDT) of market 0."""
     return (
@@ -182,6 +208,12 @@ def test_make_baseline_reads_the_setup_of_any_env():
         make_baseline("nope", SETUP)
     with pytest.raises(TypeError):
         agent_setup_of(object())
+
+
+@pytest.mark.parametrize("seeds", [(1.7, 2.9), "12", 1000, (-1,), ()])
+def test_evaluate_takes_integer_seeds_only(seeds):
+    with pytest.raises(ValueError, match="seeds must"):
+        evaluate(AlwaysQuote(SETUP), scenario="calm", horizon=3, seeds=seeds)
 
 
 def test_interval_is_a_t_interval():

@@ -27,3 +27,7 @@ def test_env_figures_take_scenario_overrides(capsys):
             main([*args, "--set", bad])
         assert exit_info.value.code == 2
         assert message in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--only", "engine", "--set", "population.makers.firms=0"])
+    assert exit_info.value.code == 2
+    assert "--only engine runs none" in capsys.readouterr().err

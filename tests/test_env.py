@@ -239,6 +239,68 @@ def test_vector_env_rejects_bad_input():
         MarketMakingVectorEnv(num_envs=2, max_episode_steps=0)
 
 
+def test_reset_options_are_checked():
+    env = MarketMakingEnv(**SHORT)
+    env.reset(seed=0, options={"foo": 1})
+    with pytest.raises(ValueError, match="options must be a dict or None"):
+        env.reset(options="abc")
+    venv = MarketMakingVectorEnv(num_envs=2, **SHORT)
+    venv.reset(seed=0, options={"reset_mask": np.array([False, True])})
+    for mask in ([0, 1], np.array([np.nan, 0.0]), np.array([True])):
+        with pytest.raises(ValueError, match="reset_mask must be a bool array of shape"):
+            venv.reset(options={"reset_mask": mask})
+    with pytest.raises(ValueError, match="options must be a dict or None"):
+        venv.reset(options=[1])
+
+
+def test_vector_reset_seeds_its_own_generator_as_gymnasium_does():
+    a, b = (MarketMakingVectorEnv(num_envs=2, **SHORT) for _ in range(2))
+    a.reset(seed=3)
+    b.reset(seed=3)
+    assert a.np_random_seed == 3
+    assert a.np_random.random() == b.np_random.random()
+
+
+def test_a_book_too_small_raises_in_the_env():
+    from mmgym.core import BookFullError
+
+    env = MarketMakingEnv(overrides={"exchange.book_capacity": 2}, **SHORT)
+    with pytest.raises(BookFullError, match="book_capacity=2"):
+        env.reset(seed=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        ({"max_quote_notional": 1e-9}, r"max_quote_notional\['ALTUSDT'\] must be in \[2.0,"),
+        ({"overrides": [1]}, "overrides must be a dict or None"),
+        ({"regime_kwargs": "x"}, "regime_kwargs must be a dict or None"),
+        ({"terminate_on_liquidation": "no"}, "terminate_on_liquidation must be True or False"),
+    ],
+)
+def test_more_bad_arguments_name_the_field(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        MarketMakingEnv(**kwargs)
+
+
+@pytest.mark.parametrize(
+    "returned, message",
+    [
+        (np.zeros(3), r"got shape \(3,\)"),
+        (np.zeros((1, 1)), r"got shape \(1, 1\)"),
+        (None, "must return a number or an array"),
+        ("1.5", "must return a number or an array"),
+        (True, "must return a number or an array"),
+        (np.nan, "NaN or infinite"),
+    ],
+)
+def test_a_custom_reward_must_return_one_number_per_agent(returned, message):
+    env = MarketMakingEnv(regime=lambda acc: returned, **SHORT)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match=message):
+        env.step(np.zeros(5, np.float32))
+
+
 def test_max_episode_steps_is_a_time_limit_in_every_make():
     """The same keywords give the same episode, observation for observation."""
     kwargs = {"id": "mmgym/MarketMaking-v0", "max_episode_steps": 7}
@@ -300,6 +362,13 @@ def test_sb3_adapter():
     env.seed(3)
     expected = MarketMakingVectorEnv(num_envs=2, horizon=5).reset(seed=3)[0]
     assert np.array_equal(env.reset(), expected)
+
+
+def test_sb3_adapter_rejects_what_it_would_override():
+    with pytest.raises(ValueError, match="autoreset_mode: SB3's VecEnv contract fixes it"):
+        mmgym.make_sb3_vec_env(n_envs=2, autoreset_mode=AutoresetMode.NEXT_STEP)
+    with pytest.raises(ValueError, match="monitor must be True or False"):
+        mmgym.make_sb3_vec_env(n_envs=2, monitor="no")
 
 
 @pytest.fixture(scope="module")

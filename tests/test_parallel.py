@@ -141,6 +141,22 @@ def test_bad_arguments_and_step_before_reset():
         parallel_env(render_mode="human")
     with pytest.raises(RuntimeError, match="reset"):
         parallel_env(**SHORT).step({})
+    with pytest.raises(ValueError, match=r"n_agents must be in \[1, 1000\]"):
+        parallel_env(n_agents=10**12)
+    with pytest.raises(ValueError, match="max_episode_steps must be in"):
+        parallel_env(max_episode_steps=0)
+    with pytest.raises(ValueError, match="options must be a dict or None"):
+        parallel_env(**SHORT).reset(options="abc")
+    with pytest.raises(ValueError, match="monitor must be True or False"):
+        make_shared_sb3_vec_env(monitor="no", **SHORT)
+
+
+def test_max_episode_steps_truncates_before_the_horizon():
+    env = parallel_env(max_episode_steps=3, **SHORT)
+    env.reset(seed=0)
+    quiet = {agent: np.zeros(5, np.float32) for agent in env.agents}
+    truncations = [env.step(quiet)[3]["maker_0"] for _ in range(3)]
+    assert truncations == [False, False, True]
 
 
 @pytest.mark.parametrize("mode", ["ansi", "rgb_array"])

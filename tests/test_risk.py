@@ -289,6 +289,26 @@ def test_adl_rank_bad_inputs():
         adl_rank("binance", 1, 1, 100, 110, 20, maintenance_margin=-1)
     with pytest.raises(ValueError, match=r"\baccount_value\b"):
         adl_rank("hyperliquid", 1, 1, 100, 110, 20, account_value=math.nan)
+    # Every argument given is checked, whichever formula reads it.
+    with pytest.raises(ValueError, match=r"\bmaintenance_margin\b"):
+        adl_rank("bitmex", 1, 1, 100, 110, 20, maintenance_margin=-5)
+    with pytest.raises(ValueError, match=r"\baccount_value\b"):
+        adl_rank("bitmex", 1, 1, 100, 110, 20, account_value="abc")
+    with pytest.raises(ValueError, match=r"\bbrackets\b"):
+        adl_rank("binance", 1, 1, 100, 110, 20, maintenance_margin=1, brackets=[(0, 10, 5.0)])
+
+
+def test_numbers_only_not_booleans_or_text():
+    with pytest.raises(ValueError, match=r"\bnotional\b"):
+        maintenance_margin("1e3")
+    with pytest.raises(ValueError, match=r"\bqty\b"):
+        liquidation_price(1, True, 84_000.0, 8_400.0)
+    with pytest.raises(ValueError, match=r"\bleverage\b"):
+        initial_margin(100.0, "10")
+    with pytest.raises(ValueError, match="ranks must be numbers"):
+        adl_quantile([1.0, "2"])
+    with pytest.raises(ValueError, match="overflows"):
+        liquidation_price(1, 1e308, 1e308, 1.0)
 
 
 def test_adl_quantile_ten_distinct_ranks():

@@ -4,6 +4,7 @@ import math
 
 import numpy as np
 import pytest
+import yaml
 
 from mmgym.core.config import ConfigError, ExchangeConfig, check_number
 from mmgym.scenario import load_scenario, run
@@ -167,3 +168,42 @@ def test_a_scenario_may_be_any_mapping():
     assert load_scenario(frozen, steps=50) == load_scenario(raw, steps=50)
     with pytest.raises(ConfigError, match="scenario must be a name, a path, a mapping"):
         load_scenario(["calm"])
+
+
+def test_an_unquoted_clock_is_a_clock_not_base_60(tmp_path):
+    """YAML 1.1 reads 20:00 as the integer 1200; configs read it as 20:00."""
+    from mmgym.cli_types import key_value
+
+    path = tmp_path / "clock.yaml"
+    path.write_text(yaml.safe_dump({**load_raw("calm"), "start_clock": "X"}).replace("X", "20:00"))
+    assert "start_clock: 20:00\n" in path.read_text()
+    assert load_scenario(str(path)).start_clock == 20 * 3600.0
+    assert key_value("start_clock=20:00") == ("start_clock", "20:00")
+    assert load_scenario("calm", start_clock=key_value("start_clock=9:30")[1]).start_clock == 34200
+
+
+def test_a_key_given_twice_is_an_error(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("name: calm\nsteps: 10\nname: other\n")
+    with pytest.raises(ConfigError, match="key 'name' is given twice"):
+        load_scenario(str(path))
+
+
+def test_unreadable_scenario_files_are_config_errors(tmp_path):
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00name")
+    with pytest.raises(ConfigError, match="not a UTF-8 text file"):
+        load_scenario(str(binary))
+    folder = tmp_path / "folder.yaml"
+    folder.mkdir()
+    with pytest.raises(ConfigError, match="is not a file"):
+        load_scenario(str(folder))
+
+
+@pytest.mark.parametrize("key, value", [("exchange.book_capacity", 2), ("exchange.max_levels", 1)])
+def test_a_book_too_small_for_the_population_raises(key, value):
+    """The population's orders are refused inside one compiled call; the run says so."""
+    from mmgym.core import BookFullError
+
+    with pytest.raises(BookFullError, match=f"{key.split('.')[1]}={value}"):
+        run("calm", steps=100, **{key: value})

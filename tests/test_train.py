@@ -31,6 +31,7 @@ def write_config(path, section):
         (["--regime", "anarchy"], "--regime"),
         (["--total-timesteps", "-5"], "--total-timesteps"),
         (["--n-envs", "0"], "--n-envs"),
+        (["--n-envs", "5000"], "n_envs must be in [1, 4096], got 5000"),
         (["--scenario", "nowhere"], "unknown scenario 'nowhere'"),
         (["--horizon", "999999"], "horizon"),
         (["--config", "missing.yaml"], "missing.yaml"),
@@ -58,6 +59,7 @@ def test_bad_arguments_stop_before_training(argv, field, tmp_path, capsys):
         ({"policy_kwargs": {"net_arch": {"pi": [8], "qf": [8]}}}, "net_arch: unknown key 'qf'"),
         ({"policy_kwargs": {"lstm_hidden_size": 8}}, "lstm_hidden_size"),
         ({"n_timesteps": "1e5"}, "!!float"),
+        ({"n_envs": 1, "n_steps": 1}, "n_steps * n_envs must be at least 2"),
     ],
 )
 def test_bad_hyperparameters_name_the_key(section, field, tmp_path):
@@ -78,6 +80,33 @@ def test_unknown_sections_and_unknown_algorithms_are_rejected(tmp_path):
         plan_run(regime="anarchy")
     with pytest.raises(ConfigError, match="total_timesteps"):
         plan_run(total_timesteps=-1)
+
+
+@pytest.mark.parametrize(
+    "env_kwargs, message",
+    [
+        ({"foo": 1}, "env_kwargs: .*'foo'"),
+        ({"threads": 0}, "threads must be in"),
+        ({"terminate_on_liquidation": "no"}, "terminate_on_liquidation must be True or False"),
+        ({"regime_kwargs": {"bogus": 1}}, r"regime_kwargs \['bogus'\] unknown"),
+        ({"regime": "obligation"}, r"env_kwargs: \['regime'\] are set by the plan"),
+        ([1], "env_kwargs must be a dict or None"),
+    ],
+)
+def test_env_keywords_are_checked_with_the_plan(env_kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        plan_run(env_kwargs=env_kwargs)
+
+
+def test_hyperparameter_files_with_a_repeated_key_or_not_text_are_refused(tmp_path):
+    twice = tmp_path / "twice.yaml"
+    twice.write_text(f"{ENV_ID}:\n  n_timesteps: 10\n  n_timesteps: 20\n")
+    with pytest.raises(ConfigError, match="key 'n_timesteps' is given twice"):
+        load_hyperparams("ppo", twice)
+    binary = tmp_path / "binary.yaml"
+    binary.write_bytes(b"\xff\xfe\x00")
+    with pytest.raises(ConfigError, match="not a UTF-8 text file"):
+        load_hyperparams("ppo", binary)
 
 
 def test_recurrent_ppo_needs_sb3_contrib():

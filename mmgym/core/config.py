@@ -69,6 +69,13 @@ def _yaml_hint(value) -> str:
     )
 
 
+def check_flag(name, value) -> bool:
+    """Return ``value`` as a bool if it is one (numpy's included), else raise ConfigError."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise ConfigError(f"{name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def check_choice(name, value, allowed):
     """Return ``value`` if it is one of ``allowed``, else raise ConfigError."""
     if value not in allowed:

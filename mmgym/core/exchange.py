@@ -34,6 +34,21 @@ class BookFullError(RuntimeError):
     """A resting order found no free slot or price level in its book."""
 
 
+def check_book_room(book_full: np.ndarray, config: ExchangeConfig) -> None:
+    """Raise ``BookFullError`` if any env's market counted an order its full book refused.
+
+    ``book_full`` is int[E, K]; the population's step counts what it cannot
+    raise itself (it runs inside one compiled call).
+    """
+    if book_full.any():
+        e, k = np.argwhere(book_full)[0]
+        raise BookFullError(
+            f"book full: env {e} market {config.markets[k].name} refused {book_full[e, k]} "
+            f"orders for want of room (book_capacity={config.book_capacity} orders, "
+            f"max_levels={config.max_levels} per side); raise them in the config"
+        )
+
+
 def validate_orders(orders, n_envs: int, n_markets: int, n_accounts: int) -> np.ndarray:
     """Check an order batch and return it as a C-contiguous int64 array.
 

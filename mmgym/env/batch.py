@@ -16,7 +16,8 @@ import numpy as np
 from gymnasium import spaces
 
 from ..core.codes import CROSS, ORDER_COLUMNS, RESULT_COLUMNS, UNIFIED
-from ..core.config import ConfigError, check_number
+from ..core.config import ConfigError, check_flag, check_number
+from ..core.exchange import check_book_room
 from ..core.state import forget_cushions
 from ..population.build import build_params, layout_of, make_exchange, populate
 from ..scenario.config import Scenario
@@ -156,13 +157,15 @@ def agent_setup(
             f"max_quote_notional needs one value per market ({len(markets)}), "
             f"got {max_quote_notional!r}"
         )
-    for v in max_quote_notional:
-        check_number("max_quote_notional", v, 0.0, 1e13, lo_open=True)
+    for name, v in zip(markets, max_quote_notional, strict=True):
+        # Less than one lot at the start price could never be quoted.
+        lot_value = exchange.markets[names.index(name)].lot_size
+        lot_value *= scenario.population.index[name].start
+        check_number(f"max_quote_notional[{name!r}]", v, lot_value, 1e13)
     check_number("min_offset_bps", min_offset_bps, 0.0, 5000.0)
     check_number("max_offset_bps", max_offset_bps, min_offset_bps, 5000.0, lo_open=True)
     check_number("min_size", min_size, 0.0, 1.0)
-    if not isinstance(flatten, (bool, np.bool_)):
-        raise ConfigError(f"flatten must be True or False, got {flatten!r}")
+    check_flag("flatten", flatten)
     check_number("stress_volatility", stress_volatility, 0.0, 1e6, lo_open=True)
     check_number("stress_liquidations", stress_liquidations, 0.0, 1e6, lo_open=True)
     check_number("stress_move_bps", stress_move_bps, 0.0, 1e5, lo_open=True)
@@ -358,6 +361,7 @@ class MarketBatch:
             warmup,
             self.index,
         )
+        check_book_room(self.pop_state.book_full, self.exchange.config)
         self._built[e] = True
         self._all_built = bool(self._built.all())
 
@@ -421,6 +425,7 @@ class MarketBatch:
             self._env_step(*fixed, masks[0], self._scratch[0])
             for future in pending:
                 future.result()
+        check_book_room(self.pop_state.book_full, self.exchange.config)
 
     def close(self) -> None:
         """Stop the stepping threads (if any)."""

@@ -8,9 +8,11 @@ per-step ``info`` values under stable keys (``INFO_KEYS``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
-from ..core.config import check_fields, check_number
+from ..core.config import check_fields, check_flag, check_number
 from ..scenario.runner import load_scenario
 from .batch import MarketBatch, agent_setup, compiled_entry
 from .rewards import Duties, ObligationMonitor, StepAccounting, make_regime
@@ -33,25 +35,23 @@ class EpisodeCore:
         overrides: dict | None = None,
         terminate_on_liquidation: bool = True,
         threads: int = 1,
-        time_limit: int | None = None,
+        max_episode_steps: int | None = None,
         **setup_kwargs,
     ):
-        if not isinstance(terminate_on_liquidation, bool):
-            raise ValueError(
-                f"terminate_on_liquidation must be True or False, got {terminate_on_liquidation!r}"
-            )
-        self.terminate_on_liquidation = terminate_on_liquidation
-        self.scenario = load_scenario(scenario, **(overrides or {}))
+        self.terminate_on_liquidation = check_flag(
+            "terminate_on_liquidation", terminate_on_liquidation
+        )
+        self.scenario = load_scenario(scenario, **mapping_or_none("overrides", overrides))
         self.setup = agent_setup(self.scenario, **setup_kwargs)
         # Episodes end at the horizon or at a time limit (Gymnasium's
         # max_episode_steps), whichever comes first; observations keep
         # measuring the elapsed share of the horizon.
         self.time_limit = self.setup.horizon
-        if time_limit is not None:
-            limit = check_number("max_episode_steps", time_limit, 1, 10**12, integer=True)
+        if max_episode_steps is not None:
+            limit = check_number("max_episode_steps", max_episode_steps, 1, 10**12, integer=True)
             self.time_limit = min(limit, self.setup.horizon)
         self.batch = MarketBatch(self.scenario, self.setup, n_envs, n_agents, threads)
-        self.regime = make_regime(regime, **(regime_kwargs or {}))
+        self.regime = make_regime(regime, **mapping_or_none("regime_kwargs", regime_kwargs))
         self.duties = _duties(duties)
         self.monitor = ObligationMonitor(self.duties, n_envs * n_agents)
         self.n_envs, self.n_agents = int(n_envs), int(n_agents)
@@ -149,6 +149,15 @@ def info_rows(core: EpisodeCore) -> list[dict]:
     rows = table.reshape(len(table), -1).T.tolist()
     keys = INFO_KEYS + tuple(f"reward_{part}" for part in core.last_parts)
     return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def mapping_or_none(name: str, value) -> dict:
+    """``value`` as a dict ({} for None); ValueError naming ``name`` if it is not a mapping."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ValueError(f"{name} must be a dict or None, got {type(value).__name__}")
+    return dict(value)
 
 
 def check_actions(action, shape: tuple[int, ...]) -> np.ndarray:

@@ -7,7 +7,7 @@ from collections import deque
 import gymnasium as gym
 import numpy as np
 
-from .core import EpisodeCore, check_actions, info_rows
+from .core import EpisodeCore, check_actions, info_rows, mapping_or_none
 
 
 class MarketMakingEnv(gym.Env):
@@ -85,7 +85,11 @@ class MarketMakingEnv(gym.Env):
     A fresh population drawn from the seed; the population trades alone for
     ``warmup`` engine steps so the book is full, then the agent starts flat
     with its capital (part of it in collateral coin when the scenario's firms
-    use unified accounts).
+    use unified accounts). ``reset`` reads no options: they may be None or
+    a dict, whose keys are ignored (as PettingZoo's API test expects), and
+    anything else raises ``ValueError``. The vector env reads
+    ``options={"reset_mask": m}``, a bool array of shape (N,) naming the envs
+    to reset.
 
     ## Episode End
 
@@ -182,6 +186,7 @@ class MarketMakingEnv(gym.Env):
         return self.core.horizon
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        mapping_or_none("options", options)  # keys this env does not read are ignored
         super().reset(seed=seed)
         obs = self.core.reset(0, self.np_random)[0]
         self._done = False

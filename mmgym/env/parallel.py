@@ -16,7 +16,7 @@ from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
 from ..core.config import check_number
-from .core import EpisodeCore, check_actions, info_rows
+from .core import EpisodeCore, check_actions, info_rows, mapping_or_none
 
 RENDER_MODES = ("ansi", "rgb_array")
 
@@ -24,6 +24,9 @@ RENDER_MODES = ("ansi", "rgb_array")
 def _check_render_mode(render_mode, allowed) -> None:
     if render_mode is not None and render_mode not in allowed:
         raise ValueError(f"render_mode must be one of {list(allowed)} or None, got {render_mode!r}")
+
+
+MAX_AGENTS = 1000  # learning makers in one exchange
 
 
 class MarketMakingParallelEnv(ParallelEnv):
@@ -55,9 +58,10 @@ class MarketMakingParallelEnv(ParallelEnv):
 
     ## Arguments
 
-    ``n_agents`` (2), ``scenario``, ``regime``, ``render_mode`` ("ansi" or
-    "rgb_array", both for ``maker_0``) and every keyword argument of
-    ``MarketMakingEnv``. ``reset(seed=s)`` draws the exchange from
+    ``n_agents`` (2, at most 1,000), ``scenario``, ``regime``, ``render_mode``
+    ("ansi" or "rgb_array", both for ``maker_0``), ``max_episode_steps`` (a
+    time limit before the horizon, as in the vector env) and every keyword
+    argument of ``MarketMakingEnv``. ``reset(seed=s)`` draws the exchange from
     ``gymnasium.utils.seeding.np_random(s)``; ``reset()`` continues that
     generator.
 
@@ -81,7 +85,7 @@ class MarketMakingParallelEnv(ParallelEnv):
         render_mode: str | None = None,
         **kwargs,
     ):
-        n_agents = check_number("n_agents", n_agents, 1, integer=True)
+        n_agents = check_number("n_agents", n_agents, 1, MAX_AGENTS, integer=True)
         _check_render_mode(render_mode, RENDER_MODES)
         self.render_mode = render_mode
         self.core = EpisodeCore(scenario, n_envs=1, n_agents=n_agents, regime=regime, **kwargs)
@@ -110,6 +114,7 @@ class MarketMakingParallelEnv(ParallelEnv):
         return self._action_spaces[agent]
 
     def reset(self, seed: int | None = None, options: dict | None = None):
+        mapping_or_none("options", options)  # keys this env does not read are ignored
         if seed is not None or self.np_random is None:
             self.np_random, _ = seeding.np_random(seed)
         obs = self.core.reset(0, self.np_random)

@@ -193,11 +193,17 @@ class Custom(Regime):
         self.fn = fn
 
     def parts(self, acc):
-        reward = np.asarray(self.fn(acc), dtype=np.float64)
-        reward = np.broadcast_to(reward, acc.pnl.shape).astype(np.float64)
+        returned = self.fn(acc)
+        shape = acc.pnl.shape
+        wanted = f"a number or an array of shape {shape} (one per agent)"
+        reward = np.asarray(returned)
+        if isinstance(returned, (bool, np.bool_)) or reward.dtype.kind not in "iuf":
+            raise ValueError(f"the custom reward must return {wanted}, got {returned!r}")
+        if reward.shape not in ((), shape):
+            raise ValueError(f"the custom reward must return {wanted}, got shape {reward.shape}")
         if not np.isfinite(reward).all():
             raise ValueError("the custom reward returned a NaN or infinite value")
-        return {"custom": reward}
+        return {"custom": np.broadcast_to(reward, shape).astype(np.float64)}
 
 
 REGIMES = {"freedom": Freedom, "obligation": Obligation, "liability": Liability}

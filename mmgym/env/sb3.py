@@ -8,7 +8,7 @@ import numpy as np
 from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
-from ..core.config import check_number
+from ..core.config import check_flag, check_number
 from .core import info_rows
 from .vector import MarketMakingVectorEnv
 
@@ -149,9 +149,13 @@ def make_sb3_vec_env(n_envs: int = 8, monitor: bool = True, **kwargs) -> VecEnv:
     """A ready SB3 VecEnv of ``n_envs`` market-making envs (``MarketMakingEnv`` keywords).
 
     With ``monitor`` (default) it is wrapped in ``VecMonitor`` so episode
-    returns and lengths reach SB3's logger.
+    returns and lengths reach SB3's logger. Its envs reset in the step that
+    ends an episode, as SB3 expects, so ``autoreset_mode`` is not a keyword.
     """
     n_envs = check_number("n_envs", n_envs, 1, integer=True)
-    kwargs["autoreset_mode"] = AutoresetMode.SAME_STEP
-    env = SB3VecEnv(MarketMakingVectorEnv(num_envs=n_envs, **kwargs))
-    return VecMonitor(env) if monitor else env
+    if "autoreset_mode" in kwargs:
+        raise ValueError("autoreset_mode: SB3's VecEnv contract fixes it (same step); omit it")
+    env = SB3VecEnv(
+        MarketMakingVectorEnv(num_envs=n_envs, autoreset_mode=AutoresetMode.SAME_STEP, **kwargs)
+    )
+    return VecMonitor(env) if check_flag("monitor", monitor) else env

@@ -10,7 +10,7 @@ import numpy as np
 from gymnasium.utils import seeding
 from stable_baselines3.common.vec_env import VecEnv, VecMonitor
 
-from ..core.config import check_number
+from ..core.config import check_flag, check_number
 from .core import EpisodeCore, check_actions, info_rows
 from .sb3 import SharedConfigVecEnv
 
@@ -116,4 +116,4 @@ def make_shared_sb3_vec_env(
     ``VecMonitor``, which logs one episode per slot.
     """
     env = SharedPolicyVecEnv(n_envs, n_agents, **kwargs)
-    return VecMonitor(env) if monitor else env
+    return VecMonitor(env) if check_flag("monitor", monitor) else env

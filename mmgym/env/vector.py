@@ -13,7 +13,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from .core import INFO_KEYS, EpisodeCore, check_actions
+from .core import INFO_KEYS, EpisodeCore, check_actions, mapping_or_none
 from .market_making import MarketMakingEnv
 
 _FINAL_KEYS = ("final_obs", "_final_obs", "final_info", "_final_info")
@@ -90,7 +90,7 @@ class MarketMakingVectorEnv(VectorEnv):
             market=market,
             dt=dt,
             horizon=horizon,
-            time_limit=max_episode_steps,
+            max_episode_steps=max_episode_steps,
             **setup_kwargs,
         )
         batch = self.core.batch
@@ -114,15 +114,21 @@ class MarketMakingVectorEnv(VectorEnv):
 
     def reset(self, *, seed=None, options: dict | None = None):
         """Reset every env (or those in ``options["reset_mask"]``); env i takes ``seed + i``."""
+        options = mapping_or_none("options", options)  # keys other than reset_mask are ignored
         mask = np.ones(self.num_envs, bool)
-        if options and "reset_mask" in options:
-            mask = np.asarray(options["reset_mask"], bool)
-            if mask.shape != (self.num_envs,):
-                raise ValueError(f"reset_mask must have shape ({self.num_envs},), got {mask.shape}")
+        if "reset_mask" in options:
+            mask = np.asarray(options["reset_mask"])
+            if mask.dtype != np.bool_ or mask.shape != (self.num_envs,):
+                raise ValueError(
+                    f"reset_mask must be a bool array of shape ({self.num_envs},), "
+                    f"got dtype {mask.dtype} and shape {mask.shape}"
+                )
         if seed is None:
             seeds = [None] * self.num_envs
         elif isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
             seeds = [int(seed) + i for i in range(self.num_envs)]
+            # As Gymnasium's VectorEnv.reset does (the envs draw from their own generators).
+            self._np_random, self._np_random_seed = seeding.np_random(int(seed))
         elif isinstance(seed, (list, tuple, np.ndarray)) and len(seed) == self.num_envs:
             seeds = list(seed)  # each checked by seeding.np_random
         else:

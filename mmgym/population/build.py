@@ -430,6 +430,7 @@ def _initial_pop_state(ex, scenario, generators, traders, max_levels) -> PopStat
         buffer_tag=np.full((n_envs, buffer_rows), -1, np.int64),
         n_buffer=np.zeros(n_envs, np.int64),
         n_orders=np.zeros(n_envs, np.int64),
+        book_full=np.zeros((n_envs, n_markets), np.int64),
     )
 
 

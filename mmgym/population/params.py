@@ -129,3 +129,4 @@ class PopState(NamedTuple):
     buffer_tag: np.ndarray  # int64[E, M], maker slot of a quote row or -1
     n_buffer: np.ndarray  # int64[E]
     n_orders: np.ndarray  # int64[E], orders applied so far (population and external)
+    book_full: np.ndarray  # int64[E, K], orders that could not rest: their book was full

@@ -11,8 +11,16 @@ from __future__ import annotations
 
 import math
 
-from .._jit import kernel
-from ..core.codes import O_ENV, PERP, S_LIQ_NOTIONAL_LONG, S_LIQ_NOTIONAL_SHORT
+from .._jit import inline_kernel, kernel
+from ..core.codes import (
+    O_ENV,
+    O_MARKET,
+    PERP,
+    R_STATUS,
+    REJECT_BOOK_FULL,
+    S_LIQ_NOTIONAL_LONG,
+    S_LIQ_NOTIONAL_SHORT,
+)
 from ..core.orders import process_order
 from ..core.step import begin_step, end_step
 from .flow import background_flow
@@ -45,6 +53,14 @@ def update_signals(params, state, pp, ps, e):
         ps.liq_signal[e, k] += alpha * (liq - ps.liq_signal[e, k])
 
 
+@inline_kernel
+def _apply(params, state, ps, e, rows, r, results):
+    # A book too small for the scenario's orders is counted, to be raised outside.
+    process_order(params, state, rows, r, results)
+    if results[r, R_STATUS] == REJECT_BOOK_FULL:
+        ps.book_full[e, rows[r, O_MARKET]] += 1
+
+
 @kernel
 def population_step(params, state, pp, ps, e, external, external_results, index):
     """One step of env ``e``.
@@ -60,7 +76,7 @@ def population_step(params, state, pp, ps, e, external, external_results, index)
     results = external_results[e]
     for r in range(rows.shape[0]):
         if rows[r, O_ENV] == e:
-            process_order(params, state, rows, r, results)
+            _apply(params, state, ps, e, rows, r, results)
             ps.n_orders[e] += 1
     update_stress(params, state, pp, ps, e)
     ps.n_buffer[e] = 0
@@ -72,7 +88,7 @@ def population_step(params, state, pp, ps, e, external, external_results, index)
     rows = ps.buffer[e]
     results = ps.buffer_results[e]
     for r in range(ps.n_buffer[e]):
-        process_order(params, state, rows, r, results)
+        _apply(params, state, ps, e, rows, r, results)
     ps.n_orders[e] += ps.n_buffer[e]
     record_maker_orders(pp, ps, e)
     end_step(params, state, e)

@@ -50,9 +50,12 @@ def criteria_for(result, scenario, seed: int, overrides: dict):
 
 
 def _check_output(parser, flag, path) -> None:
+    """Fail before the runs, not after them, if the file cannot be written there."""
     folder = Path(path).parent
     if not folder.is_dir():
         parser.error(f"{flag}: directory {str(folder)!r} does not exist")
+    if Path(path).is_dir():
+        parser.error(f"{flag}: {str(path)!r} is a directory; give a file name")
 
 
 def main(argv=None) -> int:

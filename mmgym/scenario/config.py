@@ -26,6 +26,7 @@ from pathlib import Path
 
 import yaml
 
+from .. import yaml_loader
 from ..core.codes import ADL_FORMULA_NAMES
 from ..core.config import ConfigError, ExchangeConfig, check_choice, check_number
 from ..population.config import Population, from_mapping
@@ -104,11 +105,15 @@ def load_raw(name_or_path) -> dict:
     if not path.exists():
         names = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")) if CONFIG_DIR.exists() else []
         raise ConfigError(f"unknown scenario {name_or_path!r}; known: {names}")
+    if not path.is_file():
+        raise ConfigError(f"scenario {str(path)!r} is not a file")
     try:
-        with open(path) as fh:
-            data = yaml.safe_load(fh)
+        with open(path, encoding="utf-8") as fh:
+            data = yaml_loader.load(fh)
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not a UTF-8 text file") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: a scenario must be a mapping")
     return data

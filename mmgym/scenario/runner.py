@@ -16,6 +16,7 @@ from ..core.codes import (
     RESULT_COLUMNS,
 )
 from ..core.config import ConfigError, check_number
+from ..core.exchange import check_book_room
 from ..population.build import build_params, make_exchange, populate
 from ..population.makers import STRESS_SIGNALS
 from ..population.step import run_episode
@@ -128,6 +129,7 @@ def run(name_or_config, seed: int = 0, **overrides) -> ScenarioResult:
     t0 = time.perf_counter()
     run_episode(ex.params, ex.state, pp, ps, steps, no_orders, no_results, np.zeros(k), logs)
     seconds = time.perf_counter() - t0
+    check_book_room(ps.book_full, scenario.exchange)
     timeline = make_timeline(scenario, logs, 0)
     invariants = {
         "position_imbalance": int(logs.imbalance[0].max()),
