@@ -25,7 +25,7 @@ from agents.actions import (
     size_notional,
 )
 from agents.baselines import make_baseline
-from agents.evaluation import METRICS, interval
+from agents.evaluation import METRICS, RECORDED, episode_metrics, interval
 from mmgym.env.batch import agent_setup
 from mmgym.env.kernels import (
     A_ASK_OFFSET,
@@ -241,6 +241,61 @@ def test_evaluate_is_finite_and_deterministic():
     summary = first.summary()
     assert summary["steps"].mean == 50
     assert "| mm_pnl |" in first.to_markdown()
+
+
+def test_episode_metrics_by_hand():
+    steps = {
+        "equity": np.array([1010.0, 990.0, 1030.0]),
+        "pnl": np.array([10.0, -20.0, 40.0]),
+        "reward": np.array([1.0, -2.0, 4.0]),
+        "quoted": np.array([1.0, 0.0, 1.0]),
+        "stressed": np.array([0.0, 1.0, 1.0]),
+        "obligation_compliant": np.array([1.0, 0.0, 0.0]),
+        "obligation_breach": np.array([0.0, 0.0, 1.0]),
+        "inventory": np.array([5.0, 50.0, 20.0]),
+        "liquidated": np.array([0.0, 0.0, 0.0]),
+        "mid": np.array([100.0, 80.0, 90.0]),
+        "depth_1pct": np.array([1e6, 2.5e5, 5e5]),
+        "liq_notional_long": np.array([0.0, 3e5, 1e5]),
+        "liq_notional_short": np.array([1e3, 0.0, 0.0]),
+        "adl_count": np.array([0.0, 2.0, 1.0]),
+        "adl_notional": np.array([0.0, 7e3, 3e3]),
+        "insurance_fund": np.array([2e6, 1.5e6, 1.6e6]),
+    }
+    assert episode_metrics(steps) == pytest.approx(
+        {
+            "mm_pnl": 30.0,  # 1030 - (1010 - 10): the equity before the first step was 1000
+            "reward": 3.0,
+            "presence": 2 / 3,
+            "presence_stress": 0.5,
+            "compliance": 1 / 3,
+            "duties_met": 2 / 3,
+            "inventory_max": 50.0,
+            "liquidated": 0.0,
+            "depth_trough": -0.75,
+            "price_trough": -0.2,
+            "liq_notional_long": 4e5,
+            "liq_notional_short": 1e3,
+            "adl_count": 3.0,
+            "adl_notional": 1e4,
+            "fund_drawdown": 0.25,
+            "steps": 3.0,
+        }
+    )
+
+
+def test_evaluate_rows_recount_a_replayed_episode():
+    """Each row is the episode the same seed gives a single env, summed up."""
+    evaluation = evaluate(AlwaysQuote(SETUP), scenario="calm", horizon=80, seeds=(7,))
+    env = MarketMakingEnv(scenario="calm", horizon=80)
+    obs, _ = env.reset(seed=7)
+    policy, infos = AlwaysQuote(SETUP), []
+    for _ in range(80):
+        obs, _, _, _, info = env.step(policy.predict(obs)[0])
+        infos.append(info)
+    steps = {key: np.array([info[key] for info in infos]) for key in RECORDED}
+    assert evaluation.rows[0] == episode_metrics(steps)
+    assert evaluation.rows[0]["mm_pnl"] == pytest.approx(steps["pnl"].sum(), abs=1e-6)
 
 
 class Recorder:

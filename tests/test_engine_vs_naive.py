@@ -745,6 +745,105 @@ def test_halted_spot_market_delays_collateral_sale():
     assert unified.pos[1] < 3 and counts.get("collateral_sales", 0) >= 1
 
 
+def test_collateral_is_sold_pro_rata_and_only_to_repay_the_debt():
+    """A unified account whose collateral is worth more than its debt keeps the rest.
+
+    Long 100 lots at 100 on 40 + 20 coins (worth 6,000, counted 5,400), the perp
+    crashes to 46: the perp is sold at about 45.9, leaving about 5,400 of debt,
+    which is repaid by selling each coin by its share of the collateral's value
+    (2/3 and 1/3), about 37 and 19 coins, not all of them.
+    """
+    common = dict(tick_size=0.01, lot_size=1.0, price_band=0.6)
+    spot = dict(kind="spot", collateral_ratio=0.9, **common)
+    config = ExchangeConfig(
+        markets=(
+            MarketConfig("PERP", brackets=SMALL_BRACKETS, **common),
+            MarketConfig("COINA", **spot),
+            MarketConfig("COINB", **spot),
+        ),
+        n_accounts=4,
+        basis_window=1,
+    )
+    deposits = [
+        (1, 1e6, 5.0, "cross", {1: 1000, 2: 1000}),  # market maker
+        (2, 0.0, 20.0, "unified", {1: 40, 2: 20}),  # the borrower
+        (3, 1e6, 5.0, "cross", {}),  # sells it the perp
+        (4, 1e6, 1.0, "cross", {}),  # sets the last price
+    ]
+    steps = [
+        (
+            [100.0, 100.0, 100.0],
+            [_order(0, 3, LIMIT, SELL, 10_000, 100), _order(0, 2, MARKET, BUY, 0, 100)]
+            + [_order(k, 1, LIMIT, BUY, 9_990, 200) for k in (1, 2)]
+            + [_order(k, 1, LIMIT, SELL, 10_010, 200) for k in (1, 2)],
+        ),
+        (
+            [46.0, 100.0, 100.0],
+            [
+                _order(0, 1, LIMIT, BUY, 4_590, 200),
+                _order(0, 1, LIMIT, SELL, 4_610, 200),
+                _order(0, 4, LIMIT, SELL, 4_600, 1),
+                _order(0, 1, IOC, BUY, 4_600, 1),
+            ],
+        ),
+        ([46.0, 100.0, 100.0], []),
+        ([46.0, 100.0, 100.0], []),
+    ]
+    ex, nv = make_pair(config, [100.0, 100.0, 100.0], deposits)
+    counts = Counts()
+    for t, (index, rows) in enumerate(steps):
+        step_both(ex, nv, rows, index, counts, f"step {t}")
+    borrower = nv.accounts[2]
+    assert borrower.pos[0] == 0 and counts.get("collateral_sales", 0) >= 1
+    sold_a, sold_b = 40 - borrower.pos[1], 20 - borrower.pos[2]
+    assert 0 < sold_a < 40 and 0 < sold_b < 20  # only what repays the debt
+    assert abs(sold_a - 2 * sold_b) <= 2, (sold_a, sold_b)  # by value: A is two thirds
+
+
+def test_the_fund_does_not_unwind_into_a_halted_market():
+    """The fund takes a long over at 90.5, sheds one lot a step (its unwind cap) into a
+    deep bid, stops while a 25% fall has the market halted, and resumes after."""
+    perp = MarketConfig(
+        "PERP",
+        tick_size=0.01,
+        lot_size=1.0,
+        price_band=0.5,
+        brackets=SMALL_BRACKETS,
+        circuit_breaker=0.1,
+        fund_unwind_cap=100.0,
+    )
+    config = ExchangeConfig(
+        markets=(perp,),
+        n_accounts=3,
+        basis_window=1,
+        insurance_fund=1e4,
+        fund_takeover_limit=1.0,
+        breaker_window=300,
+        breaker_halt=2,
+    )
+    deposits = [
+        (1, 1e6, 5.0, "cross", {}),  # bids deep, at 60
+        (2, 100.0, 20.0, "cross", {}),  # long 10 @ 100
+        (3, 1e6, 5.0, "cross", {}),  # sells it
+    ]
+    opening = [
+        _order(0, 3, LIMIT, SELL, 10_000, 10),
+        _order(0, 2, MARKET, BUY, 0, 10),
+        _order(0, 1, LIMIT, BUY, 6_000, 20),
+        _order(0, 1, LIMIT, SELL, 10_010, 5),
+    ]
+    ex, nv = make_pair(config, [100.0], deposits)
+    counts = Counts()
+    held = []
+    for t, index in enumerate([100.0, 90.5, 75.0, 75.0, 75.0]):
+        step_both(ex, nv, opening if t == 0 else [], [index], counts, f"step {t}")
+        held.append(nv.accounts[FUND].pos[0])
+    assert nv.markets[0].halted_until == 4
+    assert held[1] > 0 and counts.get("takeovers", 0) == 1
+    assert held[2] == held[3] == held[1]  # halted: the fund waits
+    assert held[4] < held[3]
+
+
 @pytest.mark.parametrize("window", [1, 2, 3])
 def test_circuit_breaker_trips_on_a_window_boundary(window):
     """A 25% crash at step 2 trips a 10% breaker even when step 2 starts a new window.

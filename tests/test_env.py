@@ -301,6 +301,24 @@ def test_a_custom_reward_must_return_one_number_per_agent(returned, message):
         env.step(np.zeros(5, np.float32))
 
 
+def test_reward_parts_follow_the_documented_formula_from_the_info():
+    env = MarketMakingEnv(regime="liability", horizon=60)
+    env.reset(seed=4)
+    capital = env.core.setup.capital
+    quoting = np.array([-0.9, -0.9, 0.5, 0.5, -1.0], np.float32)
+    for _ in range(60):
+        _, reward, _, _, info = env.step(quoting)
+        assert info["reward_pnl"] == pytest.approx(1e4 * info["pnl"] / capital, rel=1e-12)
+        inventory = -1e-4 * 1e4 * (info["inventory"] / capital) ** 2
+        assert info["reward_inventory"] == pytest.approx(inventory, rel=1e-12, abs=1e-300)
+        loss = info["fund_drawdown"] + info["socialised_loss"]
+        charge = -0.1 * 1e4 * loss / capital * (1.0 - info["quoted"])
+        assert info["reward_liability"] == pytest.approx(charge, rel=1e-12, abs=1e-300)
+        parts = info["reward_pnl"] + info["reward_inventory"] + info["reward_liability"]
+        assert reward == pytest.approx(parts, rel=1e-12, abs=1e-12)
+    assert info["inventory"] > 0.0  # the quotes filled: the inventory term was exercised
+
+
 def test_max_episode_steps_is_a_time_limit_in_every_make():
     """The same keywords give the same episode, observation for observation."""
     kwargs = {"id": "mmgym/MarketMaking-v0", "max_episode_steps": 7}

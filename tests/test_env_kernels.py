@@ -9,7 +9,10 @@ from hypothesis import strategies as st
 
 from mmgym.core.codes import ASK, BID, BUY, CANCEL, IOC, PERP, POST_ONLY, SELL, UNIFIED
 from mmgym.env.kernels import (
+    AC_ASK_NOTIONAL,
+    AC_BID_NOTIONAL,
     AC_EQUITY,
+    AC_FEES,
     AC_INVENTORY,
     AC_QUOTED,
     AC_SPREAD_BPS,
@@ -170,12 +173,15 @@ def test_a_spot_flatten_sells_only_the_coins_a_kept_ask_leaves_free():
     assert ag.present[0, 0, 0, 1] and s.pos[0, a, k] == pos - free  # the IOC sold them
 
 
-def naive_observation(batch, e, g, start_equity, start):
+def naive_observation(batch, e, g, start_equity, start, fees_before):
     """A few observation and accounting columns recomputed from the state.
 
-    Inventory is the holding bought or sold since ``start`` (``start_holdings``).
+    Inventory is the holding bought or sold since ``start`` (``start_holdings``);
+    the step's fees are what ``fees_paid`` grew from ``fees_before``. The quote
+    figures read the agent's posted quotes: the widest spread and the smallest
+    size over the markets, when both sides of every market are posted.
     """
-    s, p, ap = batch.state, batch.params, batch.agent_params
+    s, p, ap, ag = batch.state, batch.params, batch.agent_params, batch.agent_state
     a = ap.account[g]
     out = {}
     unified = s.account_kind[e, a] == UNIFIED
@@ -214,6 +220,19 @@ def naive_observation(batch, e, g, start_equity, start):
     out["margin"] = min(mm / margin_equity, 10.0) if margin_equity > 0 else 10.0
     out["equity"] = equity
     out["inventory"] = inventory
+    out["fees"] = s.fees_paid[e, a] - fees_before
+    markets = range(len(ap.market))
+    out["quoted"] = float(all(ag.present[e, g, m, 0] and ag.present[e, g, m, 1] for m in markets))
+    spreads, bids, asks = [math.inf], [0.0], [0.0]
+    if out["quoted"]:
+        spreads, bids, asks = [], [], []
+        for m, k in enumerate(ap.market):
+            mid = ag.prev_mid[e, m]
+            width = ag.quote_price[e, g, m, 1] - ag.quote_price[e, g, m, 0]
+            spreads.append(1e4 * width * p.tick_size[k] / mid)
+            bids.append(ag.quote_lots[e, g, m, 0] * p.lot_size[k] * mid)
+            asks.append(ag.quote_lots[e, g, m, 1] * p.lot_size[k] * mid)
+    out["spread_bps"], out["bid_notional"], out["ask_notional"] = max(spreads), min(bids), min(asks)
     return out
 
 
@@ -226,11 +245,13 @@ def test_observation_matches_the_twin(name, history, seed):
     batch = env.core.batch
     start = float(batch.agent_state.start_equity[0, 0])
     holdings = start_holdings(batch, 0)
+    account = batch.agent_params.account[0]
     for a in [TIGHT] * 20 + history:  # tight, large quotes first: fills, inventory, PnL
+        fees_before = float(batch.state.fees_paid[0, account])
         obs, _, terminated, truncated, info = env.step(np.array(a, np.float32))
         if terminated or truncated:
             return
-    want = naive_observation(batch, 0, 0, start, holdings)
+    want = naive_observation(batch, 0, 0, start, holdings, fees_before)
     assume(want["inventory"] > 0)  # a history that flattened everything checks too little
     base = 2 * N_MARKET_OBS
     for m in range(2):
@@ -245,5 +266,8 @@ def test_observation_matches_the_twin(name, history, seed):
     np.testing.assert_allclose(acc[AC_EQUITY], want["equity"], rtol=1e-12)
     np.testing.assert_allclose(acc[AC_INVENTORY], want["inventory"], rtol=1e-12)
     assert info["equity"] == acc[AC_EQUITY]
-    if acc[AC_QUOTED]:
-        assert math.isfinite(acc[AC_SPREAD_BPS])
+    assert acc[AC_FEES] == want["fees"]
+    assert acc[AC_QUOTED] == want["quoted"]
+    np.testing.assert_allclose(acc[AC_SPREAD_BPS], want["spread_bps"], rtol=1e-12)
+    np.testing.assert_allclose(acc[AC_BID_NOTIONAL], want["bid_notional"], rtol=1e-12)
+    np.testing.assert_allclose(acc[AC_ASK_NOTIONAL], want["ask_notional"], rtol=1e-12)

@@ -69,6 +69,19 @@ def test_maker_rebate_and_taker_fee_are_conserved():
     assert ex.invariants()["cash_drift"] < 1e-6
 
 
+def test_invariants_see_each_kind_of_leak():
+    """The conservation checks read ``invariants()``: it must report what leaks."""
+    ex = exchange()
+    ex.step([row(1, LIMIT, SELL, 100_000, 10), row(2, MARKET, BUY, qty=10)])
+    assert ex.invariants() == {"position_imbalance": 0, "holdings_drift": 0.0, "cash_drift": 0.0}
+    ex.state.cash[0, 3] += 1.5
+    assert ex.invariants()["cash_drift"] == pytest.approx(1.5)
+    ex.state.pos[0, 4, 0] += 7
+    assert ex.invariants()["position_imbalance"] == 7
+    ex.state.pos[0, 4, 1] -= 3
+    assert ex.invariants()["holdings_drift"] == 3.0
+
+
 def test_self_trade_prevention_cancels_the_resting_order():
     ex = exchange()
     ex.step([row(1, LIMIT, SELL, 100_000, 5), row(2, LIMIT, SELL, 100_001, 5)])

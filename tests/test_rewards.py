@@ -32,7 +32,14 @@ from mmgym.env.kernels import (
     N_ACCOUNTING,
     N_ENV_ACCOUNTING,
 )
-from mmgym.env.rewards import Duties, Obligation, ObligationMonitor, StepAccounting
+from mmgym.env.rewards import (
+    Duties,
+    Freedom,
+    Liability,
+    Obligation,
+    ObligationMonitor,
+    StepAccounting,
+)
 from mmgym.env.step_record import INFO_KEYS, ROW, record_step
 
 
@@ -162,22 +169,37 @@ def test_record_step_matches_a_plain_recount(window, n_envs, n_agents, steps):
                 assert obs[e, g, -1] == np.float32(expected["obligation_presence"])
 
 
+def accounting(n, **fields) -> StepAccounting:
+    """A step's accounting for ``n`` agents: zeros (quoting both sides) except ``fields``."""
+    base = {name: np.zeros(n) for name in StepAccounting.__dataclass_fields__}
+    base.update(quoted=np.ones(n), capital=1e6)
+    base.update({k: np.asarray(v, float) if k != "capital" else v for k, v in fields.items()})
+    return StepAccounting(**base)
+
+
+def test_freedom_by_hand():
+    acc = accounting(2, pnl=[250.0, -1000.0], inventory=[0.0, 2e5])
+    parts = Freedom(inventory_penalty=0.5).parts(acc)
+    # 1e4 * pnl / capital: 2.5 and -10 bps of capital.
+    np.testing.assert_allclose(parts["pnl"], [2.5, -10.0])
+    # -0.5 * 1e4 * (2e5 / 1e6)^2 = -200.
+    np.testing.assert_allclose(parts["inventory"], [0.0, -200.0])
+    np.testing.assert_allclose(Freedom(inventory_penalty=0.5)(acc), [2.5, -210.0])
+
+
+def test_liability_charges_only_the_maker_that_was_not_quoting():
+    acc = accounting(
+        3, quoted=[1.0, 0.0, 0.0], fund_drawdown=[5e4, 5e4, 0.0], socialised_loss=[0.0, 0.0, 2e4]
+    )
+    parts = Liability(share=0.1).parts(acc)
+    # -0.1 * 1e4 * loss / 1e6 while not quoting: 5e4 -> -50, 2e4 -> -20.
+    np.testing.assert_allclose(parts["liability"], [0.0, -50.0, -20.0])
+
+
 def test_obligation_penalises_only_steps_missed_in_breach():
     n = 4
-    acc = StepAccounting(
-        pnl=np.zeros(n),
-        fees=np.zeros(n),
-        inventory=np.zeros(n),
-        quoted=np.ones(n),
-        spread_bps=np.zeros(n),
-        min_notional=np.zeros(n),
-        stressed=np.zeros(n),
-        fund_drawdown=np.zeros(n),
-        socialised_loss=np.zeros(n),
-        compliant=np.array([1.0, 0.0, 1.0, 0.0]),
-        presence=np.zeros(n),
-        breach=np.array([0.0, 0.0, 1.0, 1.0]),
-        capital=1e6,
+    acc = accounting(
+        n, compliant=[1.0, 0.0, 1.0, 0.0], breach=[0.0, 0.0, 1.0, 1.0], quoted=np.ones(n)
     )
     parts = Obligation(rebate=0.5, penalty=2.0).parts(acc)
     np.testing.assert_array_equal(parts["rebate"], [0.5, 0.0, 0.5, 0.0])
