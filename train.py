@@ -43,6 +43,7 @@ TABLE_METRICS = (
 
 
 def parser() -> argparse.ArgumentParser:
+    """The command line of ``train.py``."""
     p = argparse.ArgumentParser(
         description="Train an RL market maker on an mmgym scenario and compare it with the "
         "baselines.",
@@ -101,6 +102,7 @@ def parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> None:
+    """Check the arguments, train, evaluate against the baselines and save the run."""
     argv = sys.argv[1:] if argv is None else argv
     p = parser()
     args = p.parse_args(argv)

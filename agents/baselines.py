@@ -113,6 +113,7 @@ class AlwaysQuote(Baseline):
         self.row = quote_actions(setup, half, half, sizes, sizes)[0]
 
     def act(self, obs, state, episode_start):
+        """See ``Baseline.act``."""
         return np.tile(self.row, (len(obs), 1)), state
 
 
@@ -151,6 +152,7 @@ class AvellanedaStoikov(Baseline):
         self.size_actions = self._sizes(size)
 
     def act(self, obs, state, episode_start):
+        """See ``Baseline.act``."""
         s = self.setup
         markets = range(len(s.markets))
         inventory = np.stack([market_obs(obs, m, OB_INVENTORY) for m in markets], axis=1)
@@ -219,6 +221,7 @@ class WithdrawOnStress(Baseline):
         return hit
 
     def act(self, obs, state, episode_start):
+        """See ``Baseline.act``."""
         if state is None:
             calm = np.full(len(obs), self.calm_steps, np.int64)
         else:

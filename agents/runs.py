@@ -84,6 +84,7 @@ class NormalizedPolicy:
         self.vec_normalize = vec_normalize
 
     def predict(self, observation, state=None, episode_start=None, deterministic=True):
+        """SB3's ``predict`` on observations normalised as in training."""
         obs = self.vec_normalize.normalize_obs(observation)
         return self.model.predict(
             obs, state=state, episode_start=episode_start, deterministic=deterministic

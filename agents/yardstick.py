@@ -86,6 +86,7 @@ def interleaved_ratio(plan, rounds: int, chunk: int) -> dict:
 
 
 def main(argv=None) -> None:
+    """Command line: time both trainings in interleaved rounds and print the ratio."""
     p = argparse.ArgumentParser(
         prog="python -m agents.yardstick",
         description="Training throughput of train.py's default run against PPO on CartPole-v1, "

@@ -351,6 +351,7 @@ def machine() -> str:
 
 
 def main(argv=None) -> None:
+    """Command line: run the selected figures and print them."""
     parser = argparse.ArgumentParser(
         prog="python -m mmgym.bench", description=__doc__.split("\n")[0]
     )

@@ -64,6 +64,7 @@ def maker_orders(index: float, pulled: bool) -> list[list[int]]:
 
 
 def main(argv=None) -> None:
+    """Command line: run the scripted cascade demo."""
     parser = argparse.ArgumentParser(
         prog="python -m mmgym.demo", description=__doc__.split("\n")[0]
     )

@@ -199,6 +199,7 @@ class ExchangeConfig:
 
     @property
     def n_markets(self) -> int:
+        """Number of markets."""
         return len(self.markets)
 
     def market_index(self, name: str) -> int:

@@ -256,14 +256,17 @@ class MarketBatch:
 
     @property
     def n_markets(self) -> int:
+        """Markets each agent quotes."""
         return len(self.setup.markets)
 
     @property
     def action_size(self) -> int:
+        """Action values per agent."""
         return self.n_markets * (5 if self.setup.flatten else 4)
 
     @property
     def obs_size(self) -> int:
+        """Observation columns per agent."""
         return observation_size(self.n_markets)
 
     def action_space(self) -> spaces.Box:

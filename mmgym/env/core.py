@@ -64,6 +64,7 @@ class EpisodeCore:
 
     @property
     def horizon(self) -> int:
+        """Steps in a full episode."""
         return self.setup.horizon
 
     def reset(self, e: int, rng: np.random.Generator) -> np.ndarray:

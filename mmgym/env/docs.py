@@ -48,6 +48,7 @@ def replace_section(readme: str) -> str:
 
 
 def main(argv=None) -> None:
+    """Command line: print the env section, or write it into a README."""
     parser = argparse.ArgumentParser(prog="python -m mmgym.env.docs", description=__doc__)
     parser.add_argument("--write", type=Path, help="README to update in place")
     args = parser.parse_args(argv)

@@ -183,9 +183,11 @@ class MarketMakingEnv(gym.Env):
 
     @property
     def horizon(self) -> int:
+        """Agent steps in a full episode."""
         return self.core.horizon
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
+        """Draw a fresh exchange and population (see Starting State); ``(obs, {})``."""
         mapping_or_none("options", options)  # keys this env does not read are ignored
         super().reset(seed=seed)
         obs = self.core.reset(0, self.np_random)[0]
@@ -194,6 +196,7 @@ class MarketMakingEnv(gym.Env):
         return obs, {}
 
     def step(self, action):
+        """Apply one action (see Action Space); Gymnasium's five-tuple."""
         if self._done:
             raise RuntimeError("the episode has ended; call reset() before step()")
         actions = check_actions(action, self.action_space.shape).reshape(self._action_shape)
@@ -206,6 +209,7 @@ class MarketMakingEnv(gym.Env):
         return obs[0, 0], float(reward[0, 0]), terminated, truncated, info
 
     def render(self):
+        """The ansi ladder (str) or the rgb_array chart (uint8[H, W, 3]), per ``render_mode``."""
         if self.render_mode is None:
             gym.logger.warn("render() needs render_mode='ansi' or 'rgb_array' at construction")
             return None

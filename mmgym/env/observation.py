@@ -85,6 +85,7 @@ def observation_names(markets) -> list[str]:
 
 
 def observation_space(n_markets: int) -> spaces.Box:
+    """The ``Box`` of an agent quoting ``n_markets`` markets, bounds from the table."""
     fields = list(MARKET_FIELDS) * n_markets + list(ACCOUNT_FIELDS + OBLIGATION_FIELDS)
     low = np.array([f[2] for f in fields], np.float32)
     high = np.array([f[3] for f in fields], np.float32)

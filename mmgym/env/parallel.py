@@ -105,15 +105,19 @@ class MarketMakingParallelEnv(ParallelEnv):
 
     @property
     def horizon(self) -> int:
+        """Steps in a full episode."""
         return self.core.horizon
 
     def observation_space(self, agent: str) -> spaces.Box:
+        """The observation space of ``agent`` (the same object on every call)."""
         return self._observation_spaces[agent]
 
     def action_space(self, agent: str) -> spaces.Box:
+        """The action space of ``agent`` (the same object on every call)."""
         return self._action_spaces[agent]
 
     def reset(self, seed: int | None = None, options: dict | None = None):
+        """A fresh exchange with every agent back: ``(observations, infos)`` by agent."""
         mapping_or_none("options", options)  # keys this env does not read are ignored
         if seed is not None or self.np_random is None:
             self.np_random, _ = seeding.np_random(seed)
@@ -144,6 +148,7 @@ class MarketMakingParallelEnv(ParallelEnv):
         return out
 
     def step(self, actions):
+        """One step from ``{agent: action}`` for the live agents; PettingZoo's five dicts."""
         if not self.agents:
             raise RuntimeError("no live agents: call reset() before step()")
         batch_actions = self._batch_actions(actions)
@@ -161,6 +166,7 @@ class MarketMakingParallelEnv(ParallelEnv):
         return out_obs, rewards, terms, truncs, infos
 
     def render(self):
+        """The ansi ladder or the rgb_array chart of ``maker_0``."""
         if self.render_mode is None:
             gym.logger.warn("render() needs render_mode='ansi' or 'rgb_array' at construction")
             return None

@@ -113,6 +113,7 @@ class SB3VecEnv(SharedConfigVecEnv):
         self._actions = None
 
     def reset(self):
+        """Reset every env (SB3 ``VecEnv.reset``); observations [N, D]."""
         seeds = self._seeds if any(s is not None for s in self._seeds) else None
         obs, _ = self.venv.reset(seed=seeds)
         self._reset_seeds()
@@ -120,9 +121,11 @@ class SB3VecEnv(SharedConfigVecEnv):
         return obs
 
     def step_async(self, actions: np.ndarray) -> None:
+        """Keep ``actions`` for ``step_wait``."""
         self._actions = actions
 
     def step_wait(self):
+        """Step every env: ``(obs, rewards, dones, infos)`` as SB3 expects."""
         obs, reward, terminated, truncated, final_obs = self.venv.step_arrays(self._actions)
         infos = info_rows(self.venv.core)
         for i, last in final_obs.items():
@@ -131,6 +134,7 @@ class SB3VecEnv(SharedConfigVecEnv):
         return obs, reward.astype(np.float32), terminated | truncated, infos
 
     def close(self) -> None:
+        """Close the wrapped vector env."""
         self.venv.close()
 
     def config_owner(self):

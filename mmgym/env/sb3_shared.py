@@ -56,6 +56,7 @@ class SharedPolicyVecEnv(SharedConfigVecEnv):
 
     @property
     def horizon(self) -> int:
+        """Steps in a full episode."""
         return self.core.horizon
 
     def seed(self, seed: int | None = None) -> list[int]:
@@ -68,6 +69,7 @@ class SharedPolicyVecEnv(SharedConfigVecEnv):
         self._obs[e] = self.core.reset(e, self._generators[e])
 
     def reset(self) -> np.ndarray:
+        """Reset every exchange; observations [n_envs * n_agents, D]."""
         for e in range(self.n_envs):
             seed = self._seeds[e * self.n_agents]
             if seed is not None or self._generators[e] is None:
@@ -78,9 +80,11 @@ class SharedPolicyVecEnv(SharedConfigVecEnv):
         return self._obs.reshape(self.num_envs, -1).copy()
 
     def step_async(self, actions: np.ndarray) -> None:
+        """Keep ``actions`` for ``step_wait``."""
         self._actions = actions
 
     def step_wait(self):
+        """Step every exchange: ``(obs, rewards, dones, infos)`` per agent slot."""
         shape = (self.num_envs, self.action_space.shape[0])
         actions = check_actions(self._actions, shape).reshape(self.n_envs, self.n_agents, -1)
         obs, reward, terminated, truncated = self.core.step(actions, self._active)

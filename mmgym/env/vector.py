@@ -110,6 +110,7 @@ class MarketMakingVectorEnv(VectorEnv):
 
     @property
     def horizon(self) -> int:
+        """Steps in a full episode of each env."""
         return self.core.horizon
 
     def reset(self, *, seed=None, options: dict | None = None):
@@ -142,6 +143,7 @@ class MarketMakingVectorEnv(VectorEnv):
         return self._obs.copy(), {}
 
     def step(self, actions):
+        """One step of every env from ``actions`` [N, A], autoresetting per ``autoreset_mode``."""
         if not self._started:
             raise RuntimeError("call reset() before step()")
         if self.autoreset_mode == AutoresetMode.SAME_STEP:
@@ -226,6 +228,7 @@ class MarketMakingVectorEnv(VectorEnv):
             core.batch.close()
 
     def render(self):
+        """One frame per env (ansi strings or rgb arrays), or None without ``render_mode``."""
         if self.render_mode is None:
             gym.logger.warn("render() needs render_mode='ansi' or 'rgb_array' at construction")
             return None

@@ -283,6 +283,7 @@ def figure(regime: str, series: dict, path: Path) -> None:
 
 
 def main(argv=None) -> None:
+    """Command line: train, evaluate and report (see the module docstring)."""
     parser = argparse.ArgumentParser(
         prog="python -m mmgym.experiments.incentives", description=__doc__.split("\n")[0]
     )

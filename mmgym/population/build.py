@@ -63,6 +63,7 @@ class Layout:
 
 
 def layout_of(scenario, n_agents: int = 0) -> Layout:
+    """Account ranges of the scenario's roles, with ``n_agents`` learning makers last."""
     pop = scenario.population
     lev = pop.leveraged
     return Layout(

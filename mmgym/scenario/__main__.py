@@ -59,6 +59,7 @@ def _check_output(parser, flag, path) -> None:
 
 
 def main(argv=None) -> int:
+    """Command line: run a scenario, print its summary; exit status 2 on bad input."""
     parser = argparse.ArgumentParser(prog="python -m mmgym.scenario", description=__doc__)
     parser.add_argument("scenario", help="a name in configs/ (calm, oct10) or a YAML path")
     parser.add_argument("--seed", type=seed_int, default=0, help="a seed >= 0 (0)")
