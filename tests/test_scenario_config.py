@@ -207,3 +207,15 @@ def test_a_book_too_small_for_the_population_raises(key, value):
 
     with pytest.raises(BookFullError, match=f"{key.split('.')[1]}={value}"):
         run("calm", steps=100, **{key: value})
+
+
+def test_a_short_run_summarises_without_warnings():
+    """Figures a run is too short for are NaN, silently; one step is not a run."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        summary = run("calm", steps=5).summary
+    assert math.isnan(summary["excess_kurtosis"]) and math.isfinite(summary["major_drop"])
+    with pytest.raises(ConfigError, match=r"steps must be in \[2,"):
+        run("calm", steps=1)

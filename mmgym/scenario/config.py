@@ -208,7 +208,8 @@ def parse_scenario(data: dict) -> Scenario:
     return Scenario(
         name=data["name"],
         description=data.get("description", ""),
-        steps=check_number("steps", data["steps"], 1, 10**7, integer=True),
+        # Two steps at least: the summary compares the run with its start.
+        steps=check_number("steps", data["steps"], 2, 10**7, integer=True),
         dt=check_number("dt", data.get("dt", 1.0), 0.0, 3600.0, lo_open=True),
         start_clock=_clock(data.get("start_clock", 0)),
         exchange=exchange_config,

@@ -41,7 +41,7 @@ def shock_window(scenario) -> tuple[int, int]:
     starts = [s.start for s in scenario.population.shocks if s.start < scenario.steps]
     if starts:
         return min(starts), max(0, min(starts) - 600)
-    return scenario.steps // 10, 0  # no shock within the run
+    return max(scenario.steps // 10, 1), 0  # no shock within the run: its first tenth
 
 
 def _densest_window(series, seconds, dt):
