@@ -48,6 +48,43 @@ def test_quick_experiment_writes_table_figures_and_json(quick_run):
 
 
 @pytest.mark.smoke
+def test_quick_experiment_rows_are_the_evaluations_they_report(quick_run):
+    """A baseline's rows and a trained maker's means, recomputed with ``evaluate``."""
+    import math
+
+    import numpy as np
+
+    from agents.baselines import make_baseline
+    from agents.evaluation import METRICS, evaluate
+    from agents.runs import load_run
+    from mmgym.env.batch import agent_setup
+    from mmgym.experiments.incentives import QUICK, env_kwargs
+    from mmgym.scenario.runner import load_scenario
+
+    results = json.loads((quick_run / "results.json").read_text())
+    seeds = tuple(results["budget"]["eval_seeds"])
+    scenario, regime = "oct10", "obligation"
+    kwargs = env_kwargs(scenario, QUICK)
+    rows = results["rows"][scenario][regime]
+
+    def same(reported, computed):
+        for key in METRICS:
+            a, b = reported[key], computed[key]
+            assert (math.isnan(a) and math.isnan(b)) or a == pytest.approx(b, rel=1e-9), key
+        total = computed["liq_notional_long"] + computed["liq_notional_short"]
+        assert reported["liq_notional"] == pytest.approx(total, rel=1e-9)
+
+    policy = make_baseline("always_quote", agent_setup(load_scenario(scenario), **kwargs))
+    direct = evaluate(policy, scenario, regime, seeds, **kwargs)
+    for reported, computed in zip(rows["always_quote"], direct.rows, strict=True):
+        same(reported, computed)
+    trained = load_run(quick_run / "runs" / f"{regime}-0").policy
+    direct = evaluate(trained, scenario, regime, seeds, **kwargs)
+    means = {k: float(np.nanmean([r[k] for r in direct.rows])) for k in METRICS}
+    same(rows["ppo"][0], means)
+
+
+@pytest.mark.smoke
 def test_training_in_parallel_processes_gives_the_same_results(quick_run, tmp_path):
     out = tmp_path / "parallel"
     subprocess.run([*COMMAND, "--jobs", "2", "--out", str(out)], cwd=ROOT, check=True, timeout=600)
