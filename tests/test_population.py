@@ -456,7 +456,7 @@ def test_index_follows_scheduled_shock_and_rebound():
             r"unknown field\(s\) \['circuit_breakr'\] in switches",
         ),
         ({"switches": {"collateral_pricing": "oracle"}}, "switches.collateral_pricing must be"),
-        ({"steps": 0}, r"steps must be in \[1, "),
+        ({"steps": 0}, r"steps must be in \[2, "),
         ({"population.index": {"PERP": {"start": 100.0}}}, "needs an entry for market 'COIN'"),
         ({"exchange.n_accounts": 5}, "n_accounts is set by the population"),
     ],
