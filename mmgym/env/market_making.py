@@ -45,8 +45,9 @@ class MarketMakingEnv(gym.Env):
 
     ## Observation Space
 
-    ``Box(float32)`` of ``12 * M + 10`` columns, normalised (table:
-    ``mmgym.env.observation.observation_table()``, also in the README):
+    ``Box(float32)`` of ``12 * M + 10`` columns, normalised and clipped to
+    the ranges of the table (``mmgym.env.observation.observation_table()``,
+    also in the README):
     per quoted market the last return, trend and realised volatility in
     units of the usual volatility, book spread, depth imbalance, 1% depth
     against its level at the start, basis, own inventory, liquidation flow,
