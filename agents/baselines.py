@@ -200,7 +200,7 @@ class WithdrawOnStress(Baseline):
         super().__init__(setup)
         self.quote = AlwaysQuote(setup, spread_bps, size)
         self.flatten = check_number("flatten", flatten, 0.0, 1.0)
-        if flatten > 0 and not setup.flatten:
+        if self.flatten > 0 and not setup.flatten:
             raise ValueError("flatten > 0 needs an env with the flatten action (flatten=True)")
         # Thresholds in the observation's units (see the class docstring).
         self.volatility = check_number("volatility", volatility, 0.0)

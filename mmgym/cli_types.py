@@ -5,6 +5,10 @@ from __future__ import annotations
 import argparse
 import re
 
+import yaml
+
+from .yaml_loader import load
+
 
 def int_at_least(lowest: int, meaning: str):
     """An argparse type: an integer >= ``lowest``, with ``meaning`` in the error."""
@@ -34,10 +38,6 @@ def key_value(text: str):
     """An argparse type for ``--set KEY=VALUE``: (key, value read as YAML, "2e6" as a number)."""
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"--set takes key=value, got {text!r}")
-    import yaml
-
-    from .yaml_loader import load
-
     key, value = text.split("=", 1)
     try:
         value = load(value)
