@@ -131,15 +131,20 @@ def maintenance_margin(notional, brackets=None) -> float:
     return _mm(notional, rows, cum)
 
 
-def initial_margin(notional, leverage) -> float:
-    """Initial margin ``notional / leverage``.
+def initial_margin(notional, leverage, brackets=None) -> float:
+    """Initial margin ``notional / min(leverage, max_leverage_tier)``.
+
+    A position in a bracket whose maximum leverage is below the chosen one is
+    margined at that maximum, as the engine margins orders.
 
     Parameters
     ----------
     notional : float
         Position notional in USDT, ``>= 0``.
     leverage : float
-        Chosen leverage, ``>= 1``. Not checked against a bracket's maximum.
+        Chosen leverage, ``>= 1``.
+    brackets : sequence of (floor, max_leverage, mmr), optional
+        Bracket table; ``None`` means ``DEFAULT_BRACKETS``.
 
     Returns
     -------
@@ -150,13 +155,21 @@ def initial_margin(notional, leverage) -> float:
     ------
     ValueError
         If ``notional`` is negative or ``leverage`` is below 1 (or either is
-        not finite).
+        not finite), or the table is invalid.
+
+    Examples
+    --------
+    5M USDT of BTCUSDT is in the 50x bracket (3M-12M), so 100x asks 50x's margin:
+
+    >>> initial_margin(84_000, 10), initial_margin(5_000_000, 100)
+    (8400.0, 100000.0)
     """
     notional = _non_negative("notional", notional)
     leverage = _finite("leverage", leverage)
     if not leverage >= 1.0:
         raise ValueError(f"leverage must be >= 1 and finite, got {leverage!r}")
-    return notional / leverage
+    rows, _ = _table(brackets)
+    return notional / min(leverage, rows[tier_of(notional, rows)].max_leverage)
 
 
 # --------------------------------------------------------------------------- prices

@@ -49,6 +49,7 @@ from mmgym.core.codes import (
     REJECT_POSITION_LIMIT,
     REJECT_POST_ONLY,
     REJECT_PRICE_BAND,
+    REJECT_REDUCE_ONLY,
     REJECT_UNKNOWN_ORDER,
     S_ADL_COUNT,
     S_ADL_NOTIONAL,
@@ -253,6 +254,7 @@ class Market:
         self.liq_fee = float(cfg.liquidation_fee)
         self.floors = [float(b.floor) for b in cfg.brackets]
         self.mmrs = [float(b.mmr) for b in cfg.brackets]
+        self.max_leverages = [float(b.max_leverage) for b in cfg.brackets]
         self.cums = [0.0]
         for t in range(1, len(self.floors)):
             self.cums.append(self.cums[-1] + self.floors[t] * (self.mmrs[t] - self.mmrs[t - 1]))
@@ -310,6 +312,7 @@ class NaiveExchange:
         self.window = config.basis_window
         self.fund_takeover_limit = float(config.fund_takeover_limit)
         self.unified_level = float(config.unified_liquidation_level)
+        self.reduce_only_level = float(config.unified_reduce_only_level)
         self.borrow_mmr = float(config.borrow_mmr)
         self.borrow_imr = float(config.borrow_imr)
         self.adl_formula = ADL_FORMULA_NAMES.index(config.adl_formula)
@@ -396,7 +399,9 @@ class NaiveExchange:
         return max(abs(long_side), abs(short_side))
 
     def initial_margin(self, acc, k_extra, extra_buy, extra_sell):
-        im = 0.0
+        # Exposure at the account's leverage, or at its bracket's lower maximum.
+        at_account_leverage = 0.0
+        at_bracket_leverage = 0.0
         for k, m in enumerate(self.markets):
             if not m.perp:
                 continue
@@ -404,8 +409,19 @@ class NaiveExchange:
                 lots = self.exposure(acc, k, extra_buy, extra_sell)
             else:
                 lots = self.exposure(acc, k, 0, 0)
-            im += lots * m.lot * m.mark
-        return im / acc.leverage
+            notional = lots * m.lot * m.mark
+            bracket_leverage = m.max_leverages[m.tier(notional)]
+            if bracket_leverage < acc.leverage:
+                at_bracket_leverage += notional / bracket_leverage
+            else:
+                at_account_leverage += notional
+        return at_account_leverage / acc.leverage + at_bracket_leverage
+
+    def reduce_only(self, acc):
+        if acc.kind != UNIFIED:
+            return False
+        mm = self.maintenance_margin(acc)
+        return mm > 0.0 and self.equity(acc) < self.reduce_only_level * mm
 
     def free_margin(self, acc, k, extra_buy, extra_sell, spend, gain):
         reserved = acc.reserved_quote
@@ -427,11 +443,15 @@ class NaiveExchange:
                 return ACCEPTED
             if after * m.lot * m.mark > m.position_limit:
                 return REJECT_POSITION_LIMIT
+            if self.reduce_only(acc):
+                return REJECT_REDUCE_ONLY
             if self.free_margin(acc, k, extra_buy, extra_sell, 0.0, 0.0) < 0.0:
                 return REJECT_MARGIN
             return ACCEPTED
         if side != BUY:
             return REJECT_BALANCE if acc.pos[k] - acc.open_sell[k] < lots else ACCEPTED
+        if self.reduce_only(acc):
+            return REJECT_REDUCE_ONLY
         cost = lots * m.lot * limit * m.tick
         gain = cost * m.ratio if acc.kind == UNIFIED else 0.0
         if self.free_margin(acc, k, 0, 0, cost, gain) < 0.0:

@@ -388,8 +388,7 @@ def turnover_orders(params, state, pp, ps, e):
         p = int(state.pos[e, a, k])
         if p != 0:
             turnover_order(params, state, pp, ps, e, k, a, SELL if p > 0 else BUY, abs(p))
-        budget = REOPEN_MARGIN_USE * equity(params, state, e, a) * state.leverage[e, a]
-        lots = max(int(budget / (state.mark_price[e, k] * params.lot_size[k])), 0)
+        lots = reopen_lots(params, state, e, a, k)
         if lots > 0:
             turnover_order(params, state, pp, ps, e, k, a, side, lots)
             if ps.stop_gap[e, i] > 0.0:
@@ -397,6 +396,22 @@ def turnover_orders(params, state, pp, ps, e):
                 ps.n_rearm[e] += 1
         ps.stop_price[e, i] = 0.0
         ps.turned_at[e, i] = state.step[e]
+
+
+def reopen_lots(params, state, e, a, k):
+    """The largest position whose initial margin, capped by brackets, is 90% of equity."""
+    margin = REOPEN_MARGIN_USE * equity(params, state, e, a)
+    unit = state.mark_price[e, k] * params.lot_size[k]
+    floors = [f for f in params.bracket_floor[k] if f < math.inf]
+    best = 0
+    for t, floor in enumerate(floors):
+        leverage = min(state.leverage[e, a], params.bracket_max_leverage[k, t])
+        lots = int(margin * leverage / unit)
+        if t + 1 < len(floors):
+            lots = min(lots, math.ceil(floors[t + 1] / unit) - 1)
+        if lots * unit >= floor:
+            best = max(best, lots)
+    return best
 
 
 def stop_orders(state, pp, ps, e):

@@ -36,6 +36,8 @@ from mmgym.core.codes import (
     PERP,
     POST_ONLY,
     REJECT_HALTED,
+    REJECT_MARGIN,
+    REJECT_REDUCE_ONLY,
     S_ADL_COUNT,
     S_LIQ_COUNT_LONG,
     S_LIQ_COUNT_SHORT,
@@ -114,7 +116,15 @@ def order_specs(draw, n_markets, n_accounts):
         side=draw(st.sampled_from([BUY, SELL])),
         anchor=draw(st.sampled_from([0, 0, 1, 2])),
         units=draw(st.integers(-6, 6)),
-        qty=draw(st.one_of(st.integers(1, 20), st.integers(1, 300), st.integers(-100, -10))),
+        # Large shares of buying power open the leveraged positions liquidations need.
+        qty=draw(
+            st.one_of(
+                st.integers(1, 20),
+                st.integers(1, 300),
+                st.integers(-100, -10),
+                st.integers(-100, -60),
+            )
+        ),
         ref=draw(st.integers(0, 10**6)),
     )
 
@@ -139,6 +149,7 @@ def scenarios(draw, max_steps=12, max_orders=8):
     n_accounts = draw(st.integers(2, 5))
     tiny_book = draw(st.integers(0, 5)) == 0
     borrow_mmr, borrow_imr = draw(st.sampled_from([(0.05, 0.1), (0.0, 0.0), (0.1, 0.3)]))
+    liquidation_level = draw(st.sampled_from([1.05, 1.0, 1.5]))
     config = ExchangeConfig(
         markets=markets,
         n_accounts=n_accounts,
@@ -146,7 +157,8 @@ def scenarios(draw, max_steps=12, max_orders=8):
         max_levels=draw(st.integers(1, 3)) if tiny_book else 32,
         basis_window=draw(st.sampled_from([1, 3, 5])),
         fund_takeover_limit=draw(st.sampled_from([1.0, 0.0, 0.5, 10.0])),
-        unified_liquidation_level=draw(st.sampled_from([1.05, 1.0, 1.5])),
+        unified_liquidation_level=liquidation_level,
+        unified_reduce_only_level=liquidation_level + draw(st.sampled_from([0.15, 0.0, 1.0])),
         borrow_mmr=borrow_mmr,
         borrow_imr=borrow_imr,
         adl_formula=draw(st.sampled_from(ADL_FORMULA_NAMES)),
@@ -202,6 +214,20 @@ def scenarios(draw, max_steps=12, max_orders=8):
     return Scenario(config, index0, deposits, steps)
 
 
+def buying_power(params, k, margin, leverage):
+    """Largest notional of market ``k`` that ``margin`` opens at ``leverage`` or its bracket's."""
+    floors, caps = params.bracket_floor[k], params.bracket_max_leverage[k]
+    best = 0.0
+    for t in range(floors.shape[0]):
+        if not math.isfinite(floors[t]):
+            break
+        top = floors[t + 1] if t + 1 < floors.shape[0] else math.inf
+        reach = min(margin * min(leverage, caps[t]), top)
+        if reach >= floors[t]:
+            best = max(best, reach)
+    return best
+
+
 def spec_row(ex: Exchange, spec: OrderSpec, known: list, e: int = 0) -> list:
     """The order row of ``spec`` in env ``e`` given its state and the ids seen so far.
 
@@ -239,8 +265,8 @@ def spec_row(ex: Exchange, spec: OrderSpec, known: list, e: int = 0) -> list:
     if qty < 0:  # a share of the account's buying power (roughly: equity at mark)
         perp = p.market_kind == PERP
         equity = s.cash[e, a] + (s.pos[e, a, perp] * p.lot_size[perp] * s.mark_price[e, perp]).sum()
-        qty = math.floor(-qty / 100 * max(equity, 0.0) * s.leverage[e, a] / (lot * mark))
-        qty = min(max(qty, 1), 10**6)
+        notional = buying_power(p, k, -qty / 100 * max(equity, 0.0), float(s.leverage[e, a]))
+        qty = min(max(math.floor(notional / (lot * mark)), 1), 10**6)
     return [e, k, a, spec.kind, spec.side, price, qty, 0]
 
 
@@ -379,6 +405,8 @@ def step_both(ex, nv, rows, index, counts, where):
         counts.add("book_full")
     else:
         _equal(f"{where} results", engine_results, naive_results)
+        for status, *_ in naive_results:
+            counts.add(f"status_{status}")
     assert_same_state(ex, nv, where)
     for m in nv.markets:
         counts.add("liquidations", m.stats[S_LIQ_COUNT_LONG] + m.stats[S_LIQ_COUNT_SHORT])
@@ -552,18 +580,20 @@ def forced_partial_and_tie(formula):
     config = adl_only_config(formula, n_accounts=6, liquidation_fee=0.0)
     deposits = [
         (1, 1e6, 5.0, "cross", {}),  # market maker
-        (2, 120.0, 20.0, "cross", {}),  # long 20 @ 100: tier 2, partial cut of 10
-        (3, 160.0, 20.0, "cross", {}),  # long 30 @ 100: bankrupt, all to ADL
-        (4, 5000.0, 5.0, "cross", {}),  # short 25 @ 100
-        (5, 5000.0, 5.0, "cross", {}),  # short 25 @ 100, identical to account 4
+        (2, 120.0, 20.0, "cross", {}),  # long 20 @ 99.99: tier 2, partial cut of 10
+        (3, 160.0, 20.0, "cross", {}),  # long 30 @ 99.99: bankrupt, all to ADL
+        (4, 5000.0, 5.0, "cross", {}),  # short 25 @ 99.99
+        (5, 5000.0, 5.0, "cross", {}),  # short 25 @ 99.99, identical to account 4
         (6, 1e6, 1.0, "cross", {}),  # sets the last price
     ]
+    # 99.99, not 100: 30 lots at 100 would reach the 10x bracket, which 160 USDT
+    # cannot margin; at 99.99 they stay in the 20x one.
     steps = [
         (
-            [100.0],
+            [99.99],
             [
-                _order(0, 4, LIMIT, SELL, 10_000, 25),
-                _order(0, 5, LIMIT, SELL, 10_000, 25),
+                _order(0, 4, LIMIT, SELL, 9_999, 25),
+                _order(0, 5, LIMIT, SELL, 9_999, 25),
                 _order(0, 2, MARKET, BUY, 0, 20),
                 _order(0, 3, MARKET, BUY, 0, 30),
             ],
@@ -579,7 +609,7 @@ def forced_partial_and_tie(formula):
         ),
         ([95.0], []),
     ]
-    return config, [100.0], deposits, steps
+    return config, [99.99], deposits, steps
 
 
 @pytest.mark.parametrize("formula", ADL_FORMULA_NAMES)
@@ -620,7 +650,8 @@ def forced_adl_ranking(formula, shorts=ADL_SHORTS, long_lots=30):
     """Profitable shorts of different sizes, entries and wallets; a bankrupt long is
     auto-deleveraged against some of them in the order the formula ranks them."""
     config = adl_only_config(formula, n_accounts=9)
-    deposits = [(1, 1e6, 5.0, "cross", {}), (8, 100.0, 50.0, "cross", {})]
+    # The long: 30 lots at 100 are in the 10x bracket, so 310 USDT at 10x.
+    deposits = [(1, 1e6, 5.0, "cross", {}), (8, 310.0, 10.0, "cross", {})]
     deposits += [(9, 1e6, 1.0, "cross", {})]
     deposits += [(a, cash, 20.0, "cross", {}) for a, (cash, _, _) in shorts.items()]
     # Each short sells into the maker's bid at its entry, highest first.
@@ -743,6 +774,74 @@ def test_halted_spot_market_delays_collateral_sale():
             assert [r[0] for r in results] == [ACCEPTED] * 4 + [REJECT_HALTED] * 2
     assert [m.halted_until for m in nv.markets] == [0, 3]
     assert unified.pos[1] < 3 and counts.get("collateral_sales", 0) >= 1
+
+
+def test_bracket_caps_the_leverage_an_order_is_margined_at():
+    """Exposure is margined at the bracket's maximum leverage where the account's is higher.
+
+    SMALL_BRACKETS: 100x below 300 USDT, 50x to 1,000, 20x to 3,000, 10x above.
+    A 100x account with 60 USDT buys 2 lots at 100 (200 USDT at 100x: 2 of
+    margin), 3 more (500 USDT at 50x: 10), not 40 more (4,500 USDT at 10x asks
+    450, though 100x would ask 45), then 5 more (1,000 USDT at 20x: 50).
+    """
+    free = dict(tick_size=0.01, lot_size=1.0, maker_fee=0.0, taker_fee=0.0)
+    config = ExchangeConfig(
+        markets=(MarketConfig("PERP", brackets=SMALL_BRACKETS, **free),),
+        n_accounts=2,
+        basis_window=1,
+    )
+    ex, nv = make_pair(config, [100.0], [(1, 1e6, 5.0, "cross", {}), (2, 60.0, 100.0, "cross", {})])
+    counts = Counts()
+    step_both(ex, nv, [_order(0, 1, LIMIT, SELL, 10_000, 100)], [100.0], counts, "quote")
+    buys = [_order(0, 2, MARKET, BUY, 0, lots) for lots in (2, 3, 40, 5)]
+    results = step_both(ex, nv, buys, [100.0], counts, "buys")
+    assert [r[0] for r in results] == [ACCEPTED, ACCEPTED, REJECT_MARGIN, ACCEPTED]
+    assert nv.accounts[2].pos[0] == 10
+
+
+@pytest.mark.parametrize("reduce_only_level", [1.2, 1.05])
+def test_unified_account_below_reduce_only_level_may_only_reduce(reduce_only_level):
+    """Between 105% and 120% uniMMR a unified account may only reduce (MECHANICS.md section 6).
+
+    Long 50 lots at 100 on 100 coins worth 1 each; at a mark of 99.15 its equity
+    is 57.5 against 49.575 of maintenance margin, a uniMMR of 1.16: buying the
+    perp or the coin is refused, selling either is not. With the reduce-only
+    level at the liquidation level (no band) the same buys are accepted.
+    """
+    free = dict(tick_size=0.01, lot_size=1.0, maker_fee=0.0, taker_fee=0.0)
+    config = ExchangeConfig(
+        markets=(
+            MarketConfig("PERP", brackets=((0.0, 100.0, 0.01),), **free),
+            MarketConfig("COIN", kind="spot", collateral_ratio=1.0, **free),
+        ),
+        n_accounts=2,
+        basis_window=1,
+        unified_reduce_only_level=reduce_only_level,
+    )
+    deposits = [(1, 1e6, 5.0, "cross", {1: 1000}), (2, 0.0, 100.0, "unified", {1: 100})]
+    ex, nv = make_pair(config, [100.0, 1.0], deposits)
+    counts = Counts()
+    opening = [_order(0, 1, LIMIT, SELL, 10_000, 50), _order(0, 2, MARKET, BUY, 0, 50)]
+    step_both(ex, nv, opening, [100.0, 1.0], counts, "open")
+    quotes = [
+        _order(0, 1, LIMIT, BUY, 9_910, 10),
+        _order(0, 1, LIMIT, SELL, 9_920, 10),
+        _order(1, 1, LIMIT, BUY, 98, 10),
+        _order(1, 1, LIMIT, SELL, 102, 10),
+    ]
+    step_both(ex, nv, quotes, [99.15, 1.0], counts, "fall")
+    unified = nv.accounts[2]
+    uni_mmr = nv.equity(unified) / nv.maintenance_margin(unified)
+    assert nv.unified_level <= uni_mmr < 1.2
+    orders = [
+        _order(0, 2, LIMIT, BUY, 9_900, 1),
+        _order(0, 2, LIMIT, SELL, 9_930, 1),
+        _order(1, 2, LIMIT, BUY, 99, 1),
+        _order(1, 2, LIMIT, SELL, 101, 1),
+    ]
+    results = step_both(ex, nv, orders, [99.15, 1.0], counts, "orders")
+    refused = REJECT_REDUCE_ONLY if reduce_only_level > uni_mmr else ACCEPTED
+    assert [r[0] for r in results] == [refused, ACCEPTED, refused, ACCEPTED]
 
 
 def test_collateral_is_sold_pro_rata_and_only_to_repay_the_debt():

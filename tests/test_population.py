@@ -21,6 +21,7 @@ from mmgym.core.config import ConfigError
 from mmgym.core.margin import equity_and_mm
 from mmgym.population.makers import STRESS_SIGNALS
 from mmgym.population.step import run_episode
+from mmgym.population.traders import reopen_lots
 from mmgym.scenario import build, load_scenario
 from mmgym.scenario.runner import Logs
 
@@ -280,6 +281,24 @@ def test_turnover_closes_reopens_and_rearms_the_stop():
     step(ex, pp._replace(turnover_rate=0.0), ps)
     assert ps.n_stops[0] == 1 and ps.stop_list[0, 0] == 0
     assert ps.stop_price[0, 0] == s.entry[0, trader, 0] * (1.0 + ps.stop_gap[0, 0])
+
+
+@pytest.mark.parametrize("leverage, lots", [(20.0, 45), (2.0, 18)])
+def test_reopened_position_is_sized_within_the_brackets(leverage, lots):
+    """90% of 1,000 USDT of equity as margin, at a mark of 100, with brackets of 100x
+    below 1,000 USDT, 5x to 5,000 and 2x above: at 20x, 9 lots fit the first bracket,
+    45 the second (4,500 USDT at 5x) and none the third, where 180 lots would be
+    20x of the margin; at 2x the brackets never bind and it is 18 lots, 2x of it."""
+    brackets = [[0, 100, 0.01], [1000, 5, 0.05], [5000, 2, 0.1]]
+    raw = one_long_trader()
+    raw["exchange"]["markets"][0]["brackets"] = brackets
+    ex, pp, ps = build(load_scenario(raw), [0])
+    s, trader = ex.state, pp.lev_start
+    s.pos[0, trader, 0] = 0
+    s.cash[0, trader] = 1000.0
+    s.mark_price[0, 0] = 100.0
+    s.leverage[0, trader] = leverage
+    assert reopen_lots(ex.params, s, 0, trader, 0) == lots
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,12 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from mmgym import risk
-from mmgym.core.brackets import BTCUSDT_BRACKETS, maintenance_amounts, tier_of
+from mmgym.core.brackets import (
+    BTCUSDT_BRACKETS,
+    SMALL_ALT_BRACKETS,
+    maintenance_amounts,
+    tier_of,
+)
 from mmgym.risk import (
     adl_quantile,
     adl_rank,
@@ -103,6 +108,19 @@ def test_maintenance_margin_and_initial_margin_values():
     assert maintenance_margin(10_000, brackets=[(0, 50, 0.01)]) == pytest.approx(100.0)
     assert initial_margin(84_000, 10) == 8_400.0
     assert initial_margin(84_000, 1) == 84_000.0
+
+
+@pytest.mark.parametrize(
+    ("notional", "leverage", "expected"),
+    [
+        (4_000, 20, 200.0),  # 50x bracket: the chosen 20x applies
+        (20_000, 50, 1_000.0),  # 20x bracket (5k-25k)
+        (200_000, 10, 40_000.0),  # 5x bracket (100k-250k)
+        (2_000_000, 3, 2_000_000.0),  # 1x bracket (above 1M)
+    ],
+)
+def test_initial_margin_uses_the_bracket_maximum_leverage(notional, leverage, expected):
+    assert initial_margin(notional, leverage, brackets=SMALL_ALT_BRACKETS) == expected
 
 
 def test_long_that_cannot_be_liquidated_returns_zero():
@@ -216,6 +234,8 @@ def test_bad_margin_inputs():
         initial_margin(100.0, 0.5)
     with pytest.raises(ValueError, match=r"\bnotional\b"):
         initial_margin(math.nan, 10)
+    with pytest.raises(ValueError, match=r"\bbrackets\b"):
+        initial_margin(100.0, 10, brackets=[(0, 0.5, 0.01)])
 
 
 # --------------------------------------------------------------------------- ADL

@@ -37,6 +37,7 @@ REJECT_BOOK_FULL = 6
 REJECT_IN_LIQUIDATION = 7
 REJECT_HALTED = 8
 REJECT_POSITION_LIMIT = 9
+REJECT_REDUCE_ONLY = 10  # a unified account below its reduce-only uniMMR
 STATUS_NAMES = (
     "accepted",
     "price_band",
@@ -48,6 +49,7 @@ STATUS_NAMES = (
     "account_in_liquidation",
     "market_halted",
     "position_limit",
+    "reduce_only",
 )
 
 # Columns of an order batch (int64 array, one row per event).

@@ -184,6 +184,8 @@ class ExchangeConfig:
     basis_window: int = 30
     fund_takeover_limit: float = 1.0
     unified_liquidation_level: float = 1.05
+    # Below this uniMMR a unified account may only reduce (MECHANICS.md section 6).
+    unified_reduce_only_level: float = 1.2
     borrow_mmr: float = 0.05
     borrow_imr: float = 0.10
     adl_formula: str = "binance"
@@ -223,6 +225,12 @@ class ExchangeConfig:
         check_number("basis_window", self.basis_window, 1, 100_000, integer=True)
         check_number("fund_takeover_limit", self.fund_takeover_limit, 0.0, 1000.0)
         check_number("unified_liquidation_level", self.unified_liquidation_level, 1.0, 10.0)
+        check_number(
+            "unified_reduce_only_level",
+            self.unified_reduce_only_level,
+            self.unified_liquidation_level,
+            10.0,
+        )
         check_number("borrow_mmr", self.borrow_mmr, 0.0, 1.0)
         check_number("borrow_imr", self.borrow_imr, self.borrow_mmr, 1.0)
         check_choice("adl_formula", self.adl_formula, ADL_FORMULA_NAMES)

@@ -151,8 +151,15 @@ def exposure(state, e, a, k, extra_buy, extra_sell):
 
 @inline_kernel
 def initial_margin(params, state, e, a, k_extra, extra_buy, extra_sell):
-    """Initial margin of perp exposure incl. resting orders and an extra order in ``k_extra``."""
-    im = 0.0
+    """Initial margin of perp exposure incl. resting orders and an extra order in ``k_extra``.
+
+    Exposure is margined at the account's leverage, or at its bracket's
+    maximum leverage where that is lower (MECHANICS.md section 1): a position
+    grows past a bracket's cap only with the margin the lower leverage asks.
+    """
+    leverage = state.leverage[e, a]
+    notional = 0.0
+    capped = 0.0
     for k in range(params.market_kind.shape[0]):
         if params.market_kind[k] != PERP:
             continue
@@ -160,8 +167,15 @@ def initial_margin(params, state, e, a, k_extra, extra_buy, extra_sell):
             lots = exposure(state, e, a, k, extra_buy, extra_sell)
         else:
             lots = exposure(state, e, a, k, 0, 0)
-        im += lots * params.lot_size[k] * state.mark_price[e, k]
-    return im / state.leverage[e, a]
+        value = lots * params.lot_size[k] * state.mark_price[e, k]
+        allowed = params.bracket_max_leverage[k, tier(params, k, value)]
+        if allowed < leverage:
+            capped += value / allowed
+        else:
+            notional += value
+    # Summed before the division, so an account within its brackets gets the
+    # same figure to the last bit as the uncapped formula.
+    return notional / leverage + capped
 
 
 @kernel

@@ -37,10 +37,11 @@ from .codes import (
     REJECT_POSITION_LIMIT,
     REJECT_POST_ONLY,
     REJECT_PRICE_BAND,
+    REJECT_REDUCE_ONLY,
     REJECT_UNKNOWN_ORDER,
     UNIFIED,
 )
-from .margin import equity, exposure, initial_margin, wallet_balance
+from .margin import equity, equity_and_mm, exposure, initial_margin, wallet_balance
 
 
 @inline_kernel
@@ -74,6 +75,15 @@ def free_margin(params, state, e, a, k, extra_buy, extra_sell, spend, collateral
 
 
 @inline_kernel
+def reduce_only(params, state, e, a):
+    """Whether a unified account's uniMMR is below its reduce-only level."""
+    if state.account_kind[e, a] != UNIFIED:
+        return False
+    eq, mm = equity_and_mm(params, state, e, a)
+    return mm > 0.0 and eq < params.unified_reduce_only_level * mm
+
+
+@inline_kernel
 def _margin_status(params, state, e, a, k, side, lots, limit):
     if params.market_kind[k] == PERP:
         extra_buy = lots if side == BUY else 0
@@ -83,6 +93,8 @@ def _margin_status(params, state, e, a, k, side, lots, limit):
             return ACCEPTED  # reduces (or keeps) worst-case exposure: always allowed
         if after * params.lot_size[k] * state.mark_price[e, k] > params.position_limit[k]:
             return REJECT_POSITION_LIMIT
+        if reduce_only(params, state, e, a):
+            return REJECT_REDUCE_ONLY
         if free_margin(params, state, e, a, k, extra_buy, extra_sell, 0.0, 0.0) < 0.0:
             return REJECT_MARGIN
         return ACCEPTED
@@ -90,6 +102,8 @@ def _margin_status(params, state, e, a, k, side, lots, limit):
         if state.pos[e, a, k] - state.open_sell[e, a, k] < lots:
             return REJECT_BALANCE
         return ACCEPTED
+    if reduce_only(params, state, e, a):
+        return REJECT_REDUCE_ONLY
     cost = lots * params.lot_size[k] * limit * params.tick_size[k]
     gain = cost * params.collateral_ratio[k] if state.account_kind[e, a] == UNIFIED else 0.0
     if free_margin(params, state, e, a, k, 0, 0, cost, gain) < 0.0:

@@ -24,6 +24,7 @@ class Params(NamedTuple):
     bracket_floor: np.ndarray  # float64[K, T], +inf padding
     bracket_mmr: np.ndarray  # float64[K, T]
     bracket_cum: np.ndarray  # float64[K, T]
+    bracket_max_leverage: np.ndarray  # float64[K, T]
     collateral_ratio: np.ndarray  # float64[K], spot markets only
     book_weight: np.ndarray  # float64[K], weight of own book price in collateral price
     liquidation_cap: np.ndarray  # float64[K], liquidation notional sent to the book per step
@@ -35,6 +36,7 @@ class Params(NamedTuple):
     basis_window: int
     fund_takeover_limit: float  # max net notional the fund holds, as a multiple of its equity
     unified_liquidation_level: float
+    unified_reduce_only_level: float
     borrow_mmr: float
     borrow_imr: float
     adl_formula: int
@@ -50,14 +52,17 @@ def build_params(config: ExchangeConfig) -> Params:
     floor = np.full((len(markets), n_tiers), np.inf)
     mmr = np.zeros((len(markets), n_tiers))
     cum = np.zeros((len(markets), n_tiers))
+    max_leverage = np.zeros((len(markets), n_tiers))
     for k, market in enumerate(markets):
         rows = market.brackets
         floor[k, : len(rows)] = [row.floor for row in rows]
         mmr[k, : len(rows)] = [row.mmr for row in rows]
         cum[k, : len(rows)] = maintenance_amounts(rows)
+        max_leverage[k, : len(rows)] = [row.max_leverage for row in rows]
         # Padding tiers repeat the last tier so a scan never reads zeros.
         mmr[k, len(rows) :] = rows[-1].mmr
         cum[k, len(rows) :] = cum[k, len(rows) - 1]
+        max_leverage[k, len(rows) :] = rows[-1].max_leverage
 
     def per_market(attr):
         return np.array([float(getattr(m, attr)) for m in markets])
@@ -73,6 +78,7 @@ def build_params(config: ExchangeConfig) -> Params:
         bracket_floor=floor,
         bracket_mmr=mmr,
         bracket_cum=cum,
+        bracket_max_leverage=max_leverage,
         collateral_ratio=per_market("collateral_ratio"),
         book_weight=per_market("book_weight"),
         liquidation_cap=per_market("liquidation_cap"),
@@ -84,6 +90,7 @@ def build_params(config: ExchangeConfig) -> Params:
         basis_window=int(config.basis_window),
         fund_takeover_limit=float(config.fund_takeover_limit),
         unified_liquidation_level=float(config.unified_liquidation_level),
+        unified_reduce_only_level=float(config.unified_reduce_only_level),
         borrow_mmr=float(config.borrow_mmr),
         borrow_imr=float(config.borrow_imr),
         adl_formula=ADL_FORMULA_NAMES.index(config.adl_formula),

@@ -62,9 +62,25 @@ def looper_orders(params, state, pp, ps, e):
 
 @inline_kernel
 def reopen_lots(params, state, e, a, k):
-    """Lots of a new position: ``REOPEN_MARGIN_USE`` of equity x leverage at the mark."""
-    budget = REOPEN_MARGIN_USE * equity(params, state, e, a) * state.leverage[e, a]
-    return max(int(budget / (state.mark_price[e, k] * params.lot_size[k])), 0)
+    """Lots of a new position whose initial margin is ``REOPEN_MARGIN_USE`` of equity.
+
+    At the account's leverage, or at a bracket's lower maximum for a size in
+    that bracket: the largest position the margin opens in any bracket.
+    """
+    margin = REOPEN_MARGIN_USE * equity(params, state, e, a)
+    unit = state.mark_price[e, k] * params.lot_size[k]
+    floors = params.bracket_floor[k]
+    best = 0
+    for t in range(floors.shape[0]):
+        if floors[t] == math.inf:
+            break
+        leverage = min(state.leverage[e, a], params.bracket_max_leverage[k, t])
+        lots = int(margin * leverage / unit)
+        if t + 1 < floors.shape[0] and floors[t + 1] < math.inf:
+            lots = min(lots, math.ceil(floors[t + 1] / unit) - 1)  # stay below the next floor
+        if lots * unit >= floors[t]:
+            best = max(best, lots)
+    return best
 
 
 @inline_kernel
