@@ -131,7 +131,9 @@ def test_conservation_streams_include_liquidations_and_adl():
         run_conservation(sc, counts)
 
     sweep()
-    for key in ("liquidations", "takeovers", "adl"):
+    # Takeovers are rare in random streams now that brackets cap leverage; the
+    # forced cascade below conserves through them.
+    for key in ("liquidations", "adl"):
         assert counts.get(key, 0) > 0, counts
 
 
@@ -149,3 +151,4 @@ def test_forced_crashes_conserve(build, formula):
         _record(ex, counts)
     assert counts.get("liquidations", 0) > 0, counts
     assert counts.get("adl", 0) > 0 or build is forced_halt, counts
+    assert counts.get("takeovers", 0) > 0 or build is not forced_cascade, counts

@@ -12,12 +12,14 @@ from gymnasium.vector import AutoresetMode
 from stable_baselines3.common.env_checker import check_env as sb3_check_env
 
 import mmgym
+from mmgym.core.brackets import SMALL_ALT_BRACKETS
 from mmgym.core.config import ConfigError
 from mmgym.env.core import INFO_KEYS
 from mmgym.env.market_making import MarketMakingEnv
 from mmgym.env.observation import observation_names, observation_table
 from mmgym.env.rewards import Obligation
 from mmgym.env.vector import MarketMakingVectorEnv
+from mmgym.scenario.config import load_raw
 
 SHORT = {"horizon": 40}
 
@@ -392,7 +394,7 @@ def test_sb3_adapter_rejects_what_it_would_override():
 @pytest.fixture(scope="module")
 def oct10_episodes():
     """One oct10 episode (seed 0, obligation regime) per scripted policy."""
-    from mmgym.env.kernels import N_MARKET_OBS, OB_STRESS
+    from mmgym.env.kernels import N_MARKET_OBS, OB_ASK_LIVE, OB_BID_LIVE, OB_STRESS
 
     quote = np.array([-0.6, -0.6, 0.0, 0.0, -1.0], np.float32)  # 20 bps, half size
     withdraw = np.array([-0.6, -0.6, -1.0, -1.0, -1.0], np.float32)
@@ -405,7 +407,7 @@ def oct10_episodes():
             stressed = obs[N_MARKET_OBS + OB_STRESS] > 0
             action = withdraw if name == "withdraw_on_stress" and stressed else quote
             obs, reward, terminated, truncated, info = env.step(action)
-            steps.append(info)
+            steps.append({**info, "bid_live": obs[OB_BID_LIVE], "ask_live": obs[OB_ASK_LIVE]})
             if terminated or truncated:
                 break
         out[name] = ({k: np.array([s[k] for s in steps]) for k in steps[0]}, terminated)
@@ -416,14 +418,16 @@ def test_always_quoting_through_oct10_loads_inventory_and_margin(oct10_episodes)
     info, terminated = oct10_episodes["always_quote"]
     stressed = info["stressed"] > 0
     calm = info["inventory"][: int(np.argmax(stressed))]
-    assert stressed.any() and info["quoted"][stressed].mean() == 1.0
+    assert stressed.any() and info["ask_live"][stressed].mean() == 1.0
     # The cascade sells into its bids: inventory many times its calm level, margin
-    # ratio close to the liquidation line (1), and the account is liquidated. Being
-    # unified, it is sold inside the price band and keeps the equity it has left.
+    # ratio a hundred times its calm level. Then the brackets stop it: past 1M USDT
+    # of the alt its exposure is margined at 1x, its bids are refused while its
+    # asks stay, and it keeps its account, having lost a third of its equity.
     assert info["inventory"].max() > 10 * calm.max()
-    assert info["margin_ratio"].max() > 0.8 > 50 * info["margin_ratio"][: len(calm)].max()
-    assert terminated and info["liquidated"][-1] == 1
-    assert 0.0 < info["equity"][-1] < info["equity"][0]
+    assert info["margin_ratio"].max() > 0.3 > 50 * info["margin_ratio"][: len(calm)].max()
+    assert info["bid_live"][stressed].mean() < 0.5
+    assert not terminated and info["liquidated"].max() == 0
+    assert 0.5 * info["equity"][0] < info["equity"][-1] < 0.8 * info["equity"][0]
 
 
 def test_withdrawing_on_stress_breaches_the_obligation(oct10_episodes):
@@ -469,7 +473,13 @@ def test_liability_charges_each_steps_fund_drawdown_once():
 
 
 def test_a_liquidated_agent_stays_out_when_the_episode_runs_on():
-    env = MarketMakingEnv(scenario="oct10", capital=1e6, terminate_on_liquidation=False)
+    # Within the alt's brackets a quoting maker is margined at twice its maintenance
+    # and is not liquidated in oct10. With the same maintenance rates but 100x in
+    # every bracket its 10x is never capped, and the crash liquidates it.
+    raw = load_raw("oct10")
+    alt = next(m for m in raw["exchange"]["markets"] if m["name"] == "ALTUSDT")
+    alt["brackets"] = [[row.floor, 100.0, row.mmr] for row in SMALL_ALT_BRACKETS]
+    env = MarketMakingEnv(scenario=raw, capital=1e6, terminate_on_liquidation=False)
     batch = env.core.batch
     a, k = int(batch.agent_params.account[0]), int(batch.market_index[0])
     env.reset(seed=0)
