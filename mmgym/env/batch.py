@@ -44,6 +44,9 @@ class AgentSetup:
     fall at a fixed step of the episode). ``capital``: USDT each agent brings;
     like the scripted firms, a share ``collateral_share`` of it is held in the
     scenario's collateral coin when the firms use unified accounts.
+    ``leverage``: the account's initial-margin leverage; where its exposure
+    reaches a bracket with a lower maximum, the engine margins it at that
+    maximum (so bids past what the margin carries are refused).
     Quote offsets span ``min_offset_bps..max_offset_bps`` of the fair price and
     sizes ``0..max_quote_notional`` per side; a size below ``min_size`` of the
     maximum is no quote. ``flatten`` adds a flatten-intensity action per
