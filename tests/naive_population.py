@@ -399,7 +399,8 @@ def turnover_orders(params, state, pp, ps, e):
 
 
 def reopen_lots(params, state, e, a, k):
-    """The largest position whose initial margin, capped by brackets, is 90% of equity."""
+    """The largest position whose initial margin, at the leverage its bracket allows, fits
+    in 90% of equity."""
     margin = REOPEN_MARGIN_USE * equity(params, state, e, a)
     unit = state.mark_price[e, k] * params.lot_size[k]
     floors = [f for f in params.bracket_floor[k] if f < math.inf]
