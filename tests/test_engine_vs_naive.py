@@ -405,8 +405,6 @@ def step_both(ex, nv, rows, index, counts, where):
         counts.add("book_full")
     else:
         _equal(f"{where} results", engine_results, naive_results)
-        for status, *_ in naive_results:
-            counts.add(f"status_{status}")
     assert_same_state(ex, nv, where)
     for m in nv.markets:
         counts.add("liquidations", m.stats[S_LIQ_COUNT_LONG] + m.stats[S_LIQ_COUNT_SHORT])
