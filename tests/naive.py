@@ -669,7 +669,7 @@ class NaiveExchange:
     def fund_capacity(self, k, side, lots):
         m, fund = self.markets[k], self.accounts[FUND]
         unit = m.lot * m.mark
-        limit = max(self.fund_takeover_limit * self.equity(fund), 0.0)
+        limit = max(self.fund_takeover_limit * self.wallet_balance(fund), 0.0)
         held_elsewhere = 0.0
         for j, mj in enumerate(self.markets):
             if mj.perp and j != k:
@@ -681,7 +681,7 @@ class NaiveExchange:
 
     def fund_utilisation(self):
         """Net notional the fund holds over what it may hold (1 when it may hold nothing)."""
-        limit = self.fund_takeover_limit * self.equity(self.accounts[FUND])
+        limit = self.fund_takeover_limit * self.wallet_balance(self.accounts[FUND])
         held = 0.0
         for k, m in enumerate(self.markets):
             if m.perp:

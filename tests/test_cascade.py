@@ -86,27 +86,27 @@ def test_cascade_walks_book_then_fund_absorbs_then_adl_hits_top_short():
     assert math.isnan(ex.env_stats()["fund_utilisation_at_adl"])  # no ADL in this step
 
     # Step 2: gap to 85, both remaining longs are under water (equity -80 and -120).
-    # No bid above their BP of 89: account 3's 20 lots go to the fund at 89 (the fund
-    # absorbs 20 * (89 - 85) = 80); fund equity 1923 allows |22| lots at mark 85, so it
-    # takes 2 of account 6's 30 and the other 28 are auto-deleveraged at 89 against
-    # account 4, whose Binance rank (0.6 * 34/1600) beats account 5's.
+    # No bid above their BP of 89: account 3's 20 lots go to the fund at 89. The
+    # fund's balance, 2003 (a takeover leaves it as it is), allows 23 lots at mark 85,
+    # so it takes 3 of account 6's 30 and the other 27 are auto-deleveraged at 89
+    # against account 4, whose Binance rank (0.6 * 34/1600) beats account 5's.
     ex.step(quotes(0, 1, 85.0), [85.0])
     stats = ex.market_stats()["ALT"]
     pos = ex.state.pos[0, :, 0]
     assert stats["mark"] == pytest.approx(85.0)
     assert pos[3] == 0 and pos[6] == 0
-    assert pos[FUND] == 22
+    assert pos[FUND] == 23
     assert ex.state.entry[0, FUND, 0] == pytest.approx(89.0)
-    assert stats["takeover_notional"] == pytest.approx(22 * 89.0)
+    assert stats["takeover_notional"] == pytest.approx(23 * 89.0)
     assert stats["adl_count"] == 1
-    assert stats["adl_notional"] == pytest.approx(28 * 89.0)
-    assert pos[4] == -12 and pos[5] == -20
-    assert ex.state.realised_pnl[0, 4] == pytest.approx(28 * 11.0)
-    assert ex.env_stats()["insurance_fund"] == pytest.approx(2003.0 + 22 * (85.0 - 89.0))
+    assert stats["adl_notional"] == pytest.approx(27 * 89.0)
+    assert pos[4] == -13 and pos[5] == -20
+    assert ex.state.realised_pnl[0, 4] == pytest.approx(27 * 11.0)
+    assert ex.env_stats()["insurance_fund"] == pytest.approx(2003.0 + 23 * (85.0 - 89.0))
     assert ex.env_stats()["socialised_loss"] == pytest.approx(0.0, abs=1e-9)
-    # When ADL starts the fund holds 22 lots at mark 85 against a limit of its equity,
-    # 1915: a 23rd lot would not fit.
-    assert ex.env_stats()["fund_utilisation_at_adl"] == pytest.approx(22 * 85.0 / 1915.0)
+    # When ADL starts the fund holds 23 lots at mark 85 against a limit of its
+    # balance, 2003: a 24th lot would not fit.
+    assert ex.env_stats()["fund_utilisation_at_adl"] == pytest.approx(23 * 85.0 / 2003.0)
     inv = ex.invariants()
     assert inv["position_imbalance"] == 0 and inv["cash_drift"] < 1e-9
 
@@ -162,7 +162,7 @@ def test_adl_strips_the_profitable_hedge_leg_first():
     assert inv["position_imbalance"] == 0 and inv["cash_drift"] < 1e-9
 
 
-def test_fund_takes_over_again_with_what_a_takeover_below_the_mark_earned():
+def test_fund_limit_counts_its_balance_not_what_a_takeover_below_the_mark_earned():
     config = ExchangeConfig(
         markets=(market("ALT", brackets=((0.0, 10.0, 0.10),), fund_unwind_cap=0.0),),
         n_accounts=3,
@@ -179,16 +179,17 @@ def test_fund_takes_over_again_with_what_a_takeover_below_the_mark_earned():
 
     # Index 88, book 79 / 88.20, last 100: mark 88, under the long's 88.89 but above
     # its BP of 80. No bid at 80 or more, so the fund takes over at 80: 11 lots fit
-    # its limit of 1000 at 88. They earn it 11 * 8 = 88, and 1088 makes room for a
-    # 12th lot (earning 8 more); 1096 has no room for a 13th, so 18 lots go to ADL.
+    # its limit, its balance of 1000, at 88. They are worth 11 * 8 = 88 more than it
+    # paid, but that gain is unrealised and leaves the balance, and so the limit, as
+    # it was: there is no room for a 12th lot and 19 go to ADL (MECHANICS.md section 4).
     ex.step([order(0, maker, LIMIT, BUY, 79.0, 5), order(0, maker, LIMIT, SELL, 88.2, 5)], [88.0])
     stats = ex.market_stats()["ALT"]
     assert stats["mark"] == pytest.approx(88.0)
-    assert ex.state.pos[0, :, 0].tolist() == [12, 0, 0, -12]
-    assert stats["takeover_notional"] == pytest.approx(12 * 80.0)
-    assert stats["adl_notional"] == pytest.approx(18 * 80.0)
-    assert ex.env_stats()["insurance_fund"] == pytest.approx(1096.0)
-    assert ex.env_stats()["fund_utilisation_at_adl"] == pytest.approx(12 * 88.0 / 1096.0)
+    assert ex.state.pos[0, :, 0].tolist() == [11, 0, 0, -11]
+    assert stats["takeover_notional"] == pytest.approx(11 * 80.0)
+    assert stats["adl_notional"] == pytest.approx(19 * 80.0)
+    assert ex.env_stats()["insurance_fund"] == pytest.approx(1088.0)
+    assert ex.env_stats()["fund_utilisation_at_adl"] == pytest.approx(11 * 88.0 / 1000.0)
     inv = ex.invariants()
     assert inv["position_imbalance"] == 0 and inv["cash_drift"] < 1e-9
 

@@ -103,11 +103,11 @@ def fund_capacity(params, state, e, k, side, lots):
     """Lots of a ``side`` (+1 long) position the fund may take over in market ``k``.
 
     The fund may hold net notional up to ``fund_takeover_limit`` times its
-    equity, summed over markets; taking a position that reduces its own is
-    always allowed.
+    wallet balance (MECHANICS.md section 4), summed over markets; taking a
+    position that reduces its own is always allowed.
     """
     unit = params.lot_size[k] * state.mark_price[e, k]
-    limit = max(params.fund_takeover_limit * equity(params, state, e, FUND), 0.0)
+    limit = max(params.fund_takeover_limit * wallet_balance(params, state, e, FUND), 0.0)
     held_elsewhere = 0.0
     for j in range(params.market_kind.shape[0]):
         if params.market_kind[j] == PERP and j != k:
@@ -123,7 +123,7 @@ def fund_capacity(params, state, e, k, side, lots):
 @kernel
 def fund_utilisation(params, state, e):
     """Net notional the fund holds over what it may hold (1 = no room left)."""
-    limit = params.fund_takeover_limit * equity(params, state, e, FUND)
+    limit = params.fund_takeover_limit * wallet_balance(params, state, e, FUND)
     held = 0.0
     for k in range(params.market_kind.shape[0]):
         if params.market_kind[k] == PERP:
@@ -138,7 +138,7 @@ def _record_utilisation_at_adl(params, state, e):
     """Keep the step's lowest fund utilisation at the moment ADL starts.
 
     The end-of-step reading can differ: later trades of the step move the
-    fund's equity, and so its limit.
+    marks, and the fund's unwinding realises PnL into its balance.
     """
     u = fund_utilisation(params, state, e)
     seen = state.env_stats[e, E_FUND_UTILISATION_AT_ADL]
@@ -155,7 +155,8 @@ def close_at_bankruptcy(params, state, e, a, k):
     price = bankruptcy_price(params, state, e, a, k)
     rest = lots
     while rest > 0:
-        # A takeover below the mark raises the fund's equity, and so its limit: take again.
+        # Closing part of the fund's own opposite position realises its PnL,
+        # which moves its balance and so its limit: take again.
         taken = fund_capacity(params, state, e, k, side, rest)
         if taken == 0:
             break

@@ -34,7 +34,7 @@ class Params(NamedTuple):
     breaker_window: int
     breaker_halt: int
     basis_window: int
-    fund_takeover_limit: float  # max net notional the fund holds, as a multiple of its equity
+    fund_takeover_limit: float  # max net notional the fund holds, as a multiple of its balance
     unified_liquidation_level: float
     unified_reduce_only_level: float
     borrow_mmr: float
