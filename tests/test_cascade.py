@@ -194,6 +194,60 @@ def test_fund_limit_counts_its_balance_not_what_a_takeover_below_the_mark_earned
     assert inv["position_imbalance"] == 0 and inv["cash_drift"] < 1e-9
 
 
+def test_fund_takes_over_again_once_closing_its_own_short_realises_a_gain():
+    config = ExchangeConfig(
+        markets=(market("ALT", brackets=((0.0, 10.0, 0.10),), fund_unwind_cap=0.0),),
+        n_accounts=5,
+        basis_window=1,
+        insurance_fund=2000.0,
+    )
+    ex = Exchange(config)
+    ex.open([100.0])
+    maker, long_, short_, long_side, short_side = 1, 2, 3, 4, 5
+    ex.deposit(maker, 1e6, leverage=10)
+    ex.deposit(long_, 1200.0, leverage=10)  # long 60 @ 100: BP 80, liquidated below 88.89
+    ex.deposit(short_, 100.0, leverage=10)  # short 10 @ 100: BP 110
+    ex.deposit(long_side, 1e5, leverage=10)
+    ex.deposit(short_side, 1e5, leverage=10)
+    ex.step(
+        [
+            order(0, short_side, LIMIT, SELL, 100.0, 60),
+            order(0, long_, MARKET, BUY, 0, 60),
+            order(0, long_side, LIMIT, BUY, 100.0, 10),
+            order(0, short_, MARKET, SELL, 0, 10),
+        ]
+    )
+
+    # Mark 112: the short's equity is -20. No ask at its BP of 110 or less, so the
+    # fund (limit 2000 / 112 = 17 lots) takes all 10 over at 110 and keeps them.
+    ex.step(
+        [order(0, maker, LIMIT, BUY, 111.8, 5), order(0, maker, LIMIT, SELL, 120.0, 5)], [112.0]
+    )
+    assert ex.market_stats()["ALT"]["mark"] == pytest.approx(112.0)
+    assert ex.state.pos[0, FUND, 0] == -10
+
+    # Mark 88: the long goes, no bid at its BP of 80. The fund may close its short
+    # and hold 2000 / 88 = 22 lots long: it takes 32 at 80, and closing the short
+    # realises 10 * (110 - 80) = 300. Its balance of 2300 makes room for 26 lots
+    # long, so it takes 4 more; the last 24 go to ADL against the profitable short.
+    ex.step(
+        [
+            [0, 0, maker, CANCEL_ALL, 0, 0, 0, 0],
+            order(0, maker, LIMIT, BUY, 79.0, 5),
+            order(0, maker, LIMIT, SELL, 88.2, 5),
+        ],
+        [88.0],
+    )
+    stats = ex.market_stats()["ALT"]
+    assert stats["mark"] == pytest.approx(88.0)
+    assert ex.state.pos[0, :, 0].tolist() == [26, 0, 0, 0, 10, -36]
+    assert ex.state.cash[0, FUND] + 26 * 80.0 == pytest.approx(2300.0)
+    assert stats["adl_notional"] == pytest.approx(24 * 80.0)
+    assert ex.env_stats()["fund_utilisation_at_adl"] == pytest.approx(26 * 88.0 / 2300.0)
+    inv = ex.invariants()
+    assert inv["position_imbalance"] == 0 and inv["cash_drift"] < 1e-9
+
+
 def test_partial_liquidation_stops_at_lower_bracket_when_healthy():
     # Tier 2 starts at 5,000 notional: cutting a 6,000 position to just under it
     # lowers the MMR from 5% to 1%, which is enough to restore health here.
