@@ -162,15 +162,21 @@ def test_adl_strips_the_profitable_hedge_leg_first():
     assert inv["position_imbalance"] == 0 and inv["cash_drift"] < 1e-9
 
 
-def test_fund_limit_counts_its_balance_not_what_a_takeover_below_the_mark_earned():
+def alt_exchange_keeping_takeovers(n_accounts, insurance_fund):
+    """One 10x alt market opened at 100 (MMR 10%) whose fund keeps what it takes over."""
     config = ExchangeConfig(
         markets=(market("ALT", brackets=((0.0, 10.0, 0.10),), fund_unwind_cap=0.0),),
-        n_accounts=3,
+        n_accounts=n_accounts,
         basis_window=1,
-        insurance_fund=1000.0,
+        insurance_fund=insurance_fund,
     )
     ex = Exchange(config)
     ex.open([100.0])
+    return ex
+
+
+def test_fund_limit_counts_its_balance_not_what_a_takeover_below_the_mark_earned():
+    ex = alt_exchange_keeping_takeovers(n_accounts=3, insurance_fund=1000.0)
     maker, long_, short = 1, 2, 3
     ex.deposit(maker, 1e6, leverage=10)
     ex.deposit(long_, 600.0, leverage=10)  # long 30 @ 100: BP 80, liquidated below 88.89
@@ -195,14 +201,7 @@ def test_fund_limit_counts_its_balance_not_what_a_takeover_below_the_mark_earned
 
 
 def test_fund_takes_over_again_once_closing_its_own_short_realises_a_gain():
-    config = ExchangeConfig(
-        markets=(market("ALT", brackets=((0.0, 10.0, 0.10),), fund_unwind_cap=0.0),),
-        n_accounts=5,
-        basis_window=1,
-        insurance_fund=2000.0,
-    )
-    ex = Exchange(config)
-    ex.open([100.0])
+    ex = alt_exchange_keeping_takeovers(n_accounts=5, insurance_fund=2000.0)
     maker, long_, short_, long_side, short_side = 1, 2, 3, 4, 5
     ex.deposit(maker, 1e6, leverage=10)
     ex.deposit(long_, 1200.0, leverage=10)  # long 60 @ 100: BP 80, liquidated below 88.89
