@@ -646,7 +646,7 @@ class NaiveExchange:
         acc, m = self.accounts[a], self.markets[k]
         lots = acc.pos[k] * m.lot
         others = self.equity(acc) - lots * m.mark
-        return -others / lots
+        return max(-others / lots, m.tick)  # no lower than the book's lowest price
 
     def record_liquidation(self, k, long_side, notional):
         stats = self.markets[k].stats
@@ -709,7 +709,7 @@ class NaiveExchange:
             if self.adl_formula == ADL_HYPERLIQUID:
                 price = m.mark
             self.deleverage(a, k, rest, price)
-        self.record_liquidation(k, side > 0, lots * m.lot * abs(price))
+        self.record_liquidation(k, side > 0, lots * m.lot * price)
 
     def liquidate_position(self, a, k, partial):
         m = self.markets[k]
@@ -735,7 +735,7 @@ class NaiveExchange:
         lo, hi = m.band_ticks()
         banded = self.accounts[a].kind == UNIFIED
         if p > 0:
-            limit = max(math.ceil(price / m.tick - 1e-9), 1)
+            limit = math.ceil(price / m.tick - 1e-9)
             bankrupt = not banded or limit >= lo
             filled, notional = self.send_ioc(a, k, SELL, send, limit if bankrupt else lo)
         else:

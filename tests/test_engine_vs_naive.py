@@ -797,6 +797,43 @@ def test_bracket_caps_the_leverage_an_order_is_margined_at():
     assert nv.accounts[2].pos[0] == 10
 
 
+def test_bankruptcy_price_below_one_tick_matches_naive():
+    """A cross account whose equity exceeds a position's notional: the takeover is at one tick.
+
+    Long 2 A, 1 B and 1 C at 100 (2x, MMR 50%) with 230; at marks of 80 one lot
+    of A sells to the only bid and the last one has a bankruptcy price of -60.
+    """
+    markets = tuple(
+        MarketConfig(
+            name,
+            tick_size=0.01,
+            lot_size=1.0,
+            maker_fee=0.0,
+            taker_fee=0.0,
+            liquidation_fee=0.0,
+            fund_unwind_cap=0.0,
+            price_band=0.5,
+            brackets=((0.0, 2.0, 0.5),),
+        )
+        for name in ("A", "B", "C")
+    )
+    config = ExchangeConfig(markets=markets, n_accounts=3, basis_window=1, insurance_fund=1000.0)
+    deposits = [(a, cash, 2.0, "cross", {}) for a, cash in ((1, 1e6), (2, 230.0), (3, 1e6))]
+    ex, nv = make_pair(config, [100.0] * 3, deposits)
+    counts = Counts()
+    opening = []
+    for k, lots in enumerate((2, 1, 1)):
+        opening += [_order(k, 3, LIMIT, SELL, 10_000, lots), _order(k, 2, MARKET, BUY, 0, lots)]
+    step_both(ex, nv, opening, [100.0] * 3, counts, "open")
+    quotes = [_order(0, 1, LIMIT, BUY, 7_000, 1), _order(0, 1, LIMIT, SELL, 8_010, 5)]
+    for k in (1, 2):
+        quotes += [_order(k, 1, LIMIT, BUY, 7_990, 5), _order(k, 1, LIMIT, SELL, 8_010, 5)]
+    step_both(ex, nv, quotes, [80.0] * 3, counts, "fall")
+    assert nv.accounts[FUND].pos == [1, 0, 0]
+    assert nv.accounts[FUND].entry[0] == pytest.approx(0.01)
+    assert nv.accounts[2].pos == [0, 0, 1]
+
+
 @pytest.mark.parametrize("reduce_only_level", [1.2, 1.05])
 def test_unified_account_below_reduce_only_level_may_only_reduce(reduce_only_level):
     """Between 105% and 120% uniMMR a unified account may only reduce (MECHANICS.md section 6).

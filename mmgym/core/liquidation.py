@@ -66,10 +66,14 @@ CAPPED = 1  # the step's liquidation budget ran out first
 
 @kernel
 def bankruptcy_price(params, state, e, a, k):
-    """Price of market ``k`` at which account ``a``'s equity is zero, other prices at mark."""
+    """Price of market ``k`` at which account ``a``'s equity is zero, other prices at mark.
+
+    Floored at one tick, the lowest price the book trades at: a cross account's
+    equity can exceed one position's notional, and no price then zeroes it.
+    """
     lots = state.pos[e, a, k] * params.lot_size[k]
     others = equity(params, state, e, a) - lots * state.mark_price[e, k]
-    return -others / lots
+    return max(-others / lots, params.tick_size[k])
 
 
 @kernel
@@ -171,7 +175,7 @@ def close_at_bankruptcy(params, state, e, a, k):
         if params.adl_formula == ADL_HYPERLIQUID:
             price = state.mark_price[e, k]  # Hyperliquid closes at the previous mark
         deleverage(params, state, e, a, k, rest, price)
-    _record_liquidation(state, e, k, side > 0, lots * params.lot_size[k] * abs(price))
+    _record_liquidation(state, e, k, side > 0, lots * params.lot_size[k] * price)
 
 
 @kernel
@@ -208,7 +212,7 @@ def liquidate_position(params, state, e, a, k, partial):
     banded = state.account_kind[e, a] == UNIFIED
     lo, hi = band_ticks(params, state, e, k)
     if p > 0:
-        limit = max(math.ceil(price / tick - 1e-9), 1)
+        limit = math.ceil(price / tick - 1e-9)
         bankrupt = not banded or limit >= lo
         filled, notional = _send_ioc(params, state, e, a, k, SELL, send, limit if bankrupt else lo)
     else:
