@@ -803,20 +803,9 @@ def test_bankruptcy_price_below_one_tick_matches_naive():
     Long 2 A, 1 B and 1 C at 100 (2x, MMR 50%) with 230; at marks of 80 one lot
     of A sells to the only bid and the last one has a bankruptcy price of -60.
     """
-    markets = tuple(
-        MarketConfig(
-            name,
-            tick_size=0.01,
-            lot_size=1.0,
-            maker_fee=0.0,
-            taker_fee=0.0,
-            liquidation_fee=0.0,
-            fund_unwind_cap=0.0,
-            price_band=0.5,
-            brackets=((0.0, 2.0, 0.5),),
-        )
-        for name in ("A", "B", "C")
-    )
+    free = dict(maker_fee=0.0, taker_fee=0.0, liquidation_fee=0.0, fund_unwind_cap=0.0)
+    half = dict(tick_size=0.01, lot_size=1.0, price_band=0.5, brackets=((0.0, 2.0, 0.5),))
+    markets = tuple(MarketConfig(name, **half, **free) for name in ("A", "B", "C"))
     config = ExchangeConfig(markets=markets, n_accounts=3, basis_window=1, insurance_fund=1000.0)
     deposits = [(a, cash, 2.0, "cross", {}) for a, cash in ((1, 1e6), (2, 230.0), (3, 1e6))]
     ex, nv = make_pair(config, [100.0] * 3, deposits)
