@@ -247,60 +247,6 @@ def test_fund_takes_over_again_once_closing_its_own_short_realises_a_gain():
     assert inv["position_imbalance"] == 0 and inv["cash_drift"] < 1e-9
 
 
-def test_bankruptcy_price_floors_at_one_tick_when_equity_exceeds_the_position():
-    # Three 2x markets at MMR 50%: a cross account long 2 A, 1 B and 1 C at 100 with
-    # 230 has equity 150 at marks of 80, under its maintenance margin of 160.
-    half = ((0.0, 2.0, 0.5),)
-    config = ExchangeConfig(
-        markets=tuple(
-            market(name, brackets=half, liquidation_fee=0.0, fund_unwind_cap=0.0)
-            for name in ("A", "B", "C")
-        ),
-        n_accounts=3,
-        basis_window=1,
-        insurance_fund=1000.0,
-    )
-    ex = Exchange(config)
-    ex.open([100.0, 100.0, 100.0])
-    maker, cross, seller = 1, 2, 3
-    ex.deposit(maker, 1e6, leverage=2)
-    ex.deposit(cross, 230.0, leverage=2)
-    ex.deposit(seller, 1e6, leverage=2)
-    opening = []
-    for k, lots in enumerate((2, 1, 1)):
-        opening += [
-            order(k, seller, LIMIT, SELL, 100.0, lots),
-            order(k, cross, MARKET, BUY, 0, lots),
-        ]
-    ex.step(opening)
-    assert ex.state.pos[0, cross].tolist() == [2, 1, 1]
-
-    # A has the largest margin: its IOC (BP 80 - 150 / 2 = 5) sells one lot to the
-    # only bid, at 70, leaving equity 140. For the last lot the other positions are
-    # worth 60 more than nothing, so no price zeroes the equity: -60 floors at one
-    # tick, the fund takes the lot at 0.01 and the account keeps 60.01. B (BP 19.99)
-    # then sells into the bid at 79.90, and with 59.91 against C's margin of 40 the
-    # account is healthy again.
-    ex.step(
-        [
-            order(0, maker, LIMIT, BUY, 70.0, 1),
-            order(0, maker, LIMIT, SELL, 80.1, 5),
-            *quotes(1, maker, 80.0),
-            *quotes(2, maker, 80.0),
-        ],
-        [80.0, 80.0, 80.0],
-    )
-    assert [s["mark"] for s in ex.market_stats().values()] == pytest.approx([80.0] * 3)
-    assert ex.state.pos[0, cross].tolist() == [0, 0, 1]
-    assert ex.state.pos[0, FUND].tolist() == [1, 0, 0]
-    assert ex.state.entry[0, FUND, 0] == pytest.approx(0.01)
-    assert ex.market_stats()["A"]["takeover_notional"] == pytest.approx(0.01)
-    assert ex.state.cash[0, cross] + 80.0 == pytest.approx(59.91)
-    assert ex.state.in_liquidation[0, cross] == 0
-    inv = ex.invariants()
-    assert inv["position_imbalance"] == 0 and inv["cash_drift"] < 1e-9
-
-
 def test_partial_liquidation_stops_at_lower_bracket_when_healthy():
     # Tier 2 starts at 5,000 notional: cutting a 6,000 position to just under it
     # lowers the MMR from 5% to 1%, which is enough to restore health here.

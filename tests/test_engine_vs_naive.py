@@ -800,8 +800,8 @@ def test_bracket_caps_the_leverage_an_order_is_margined_at():
 def test_bankruptcy_price_below_one_tick_matches_naive():
     """A cross account whose equity exceeds a position's notional: the takeover is at one tick.
 
-    Long 2 A, 1 B and 1 C at 100 (2x, MMR 50%) with 230; at marks of 80 one lot
-    of A sells to the only bid and the last one has a bankruptcy price of -60.
+    Three 2x markets at MMR 50%: a cross account long 2 A, 1 B and 1 C at 100
+    with 230 has equity 150 at marks of 80, under its maintenance margin of 160.
     """
     free = dict(maker_fee=0.0, taker_fee=0.0, liquidation_fee=0.0, fund_unwind_cap=0.0)
     half = dict(tick_size=0.01, lot_size=1.0, price_band=0.5, brackets=((0.0, 2.0, 0.5),))
@@ -814,13 +814,27 @@ def test_bankruptcy_price_below_one_tick_matches_naive():
     for k, lots in enumerate((2, 1, 1)):
         opening += [_order(k, 3, LIMIT, SELL, 10_000, lots), _order(k, 2, MARKET, BUY, 0, lots)]
     step_both(ex, nv, opening, [100.0] * 3, counts, "open")
+    assert ex.state.pos[0, 2].tolist() == [2, 1, 1]
+
+    # A has the largest margin: its IOC (BP 80 - 150 / 2 = 5) sells one lot to the
+    # only bid, at 70, leaving equity 140. For the last lot the other positions are
+    # worth 60 more than nothing, so no price zeroes the equity: -60 floors at one
+    # tick, the fund takes the lot at 0.01 and the account keeps 60.01. B (BP 19.99)
+    # then sells into the bid at 79.90, and with 59.91 against C's margin of 40 the
+    # account is healthy again.
     quotes = [_order(0, 1, LIMIT, BUY, 7_000, 1), _order(0, 1, LIMIT, SELL, 8_010, 5)]
     for k in (1, 2):
         quotes += [_order(k, 1, LIMIT, BUY, 7_990, 5), _order(k, 1, LIMIT, SELL, 8_010, 5)]
     step_both(ex, nv, quotes, [80.0] * 3, counts, "fall")
-    assert nv.accounts[FUND].pos == [1, 0, 0]
-    assert nv.accounts[FUND].entry[0] == pytest.approx(0.01)
-    assert nv.accounts[2].pos == [0, 0, 1]
+    assert [s["mark"] for s in ex.market_stats().values()] == pytest.approx([80.0] * 3)
+    assert ex.state.pos[0, 2].tolist() == [0, 0, 1]
+    assert ex.state.pos[0, FUND].tolist() == [1, 0, 0]
+    assert ex.state.entry[0, FUND, 0] == pytest.approx(0.01)
+    assert ex.market_stats()["A"]["takeover_notional"] == pytest.approx(0.01)
+    assert ex.state.cash[0, 2] + 80.0 == pytest.approx(59.91)
+    assert ex.state.in_liquidation[0, 2] == 0
+    inv = ex.invariants()
+    assert inv["position_imbalance"] == 0 and inv["cash_drift"] < 1e-9
 
 
 @pytest.mark.parametrize("reduce_only_level", [1.2, 1.05])
