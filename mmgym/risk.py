@@ -399,9 +399,10 @@ def adl_rank(
 def adl_quantile(ranks) -> np.ndarray:
     """ADL indicator lights 0..4 for the ranks of same-side positions.
 
-    Each position gets ``min(4, floor(5 * below / n))`` where ``below`` is
-    the number of ranks strictly lower than its own, so the top 20% of ranks
-    show 4 lights, and tied ranks share a light.
+    Each position gets ``min(4, floor((5 * at_most - 1) / n))`` where
+    ``at_most`` counts the ranks up to its own (itself and ties included), so
+    the top 20% of ranks show 4 lights, the first in line always does however
+    few positions there are, and tied ranks share the light of their place.
 
     Parameters
     ----------
@@ -421,7 +422,7 @@ def adl_quantile(ranks) -> np.ndarray:
     Examples
     --------
     >>> adl_quantile([0.1, 0.5, 0.5, 2.0]).tolist()
-    [0, 1, 1, 3]
+    [1, 3, 3, 4]
     """
     ranks = np.asarray(ranks)
     if ranks.dtype.kind not in "iuf":
@@ -433,5 +434,5 @@ def adl_quantile(ranks) -> np.ndarray:
         raise ValueError("ranks must not contain NaN")
     if ranks.size == 0:
         return np.zeros(0, dtype=int)
-    below = np.searchsorted(np.sort(ranks), ranks, side="left")
-    return np.minimum(5 * below // ranks.size, 4).astype(int)
+    at_most = np.searchsorted(np.sort(ranks), ranks, side="right")
+    return np.minimum((5 * at_most - 1) // ranks.size, 4).astype(int)

@@ -942,10 +942,8 @@ class NaiveExchange:
                 ordered = sorted(ranks.values(), key=lambda x: (x != x, x if x == x else 0.0))
                 n = len(ordered)
                 for b in holders:
-                    below = sum(1 for x in ordered if x < ranks[b])
-                    if ranks[b] != ranks[b]:
-                        below = 0  # a binary search for NaN stops at the start
-                    self.accounts[b].adl_quantile[k] = min(4, 5 * below // n)
+                    at_most = sum(1 for x in ordered if x <= ranks[b])  # NaN: none
+                    self.accounts[b].adl_quantile[k] = max(0, min(4, (5 * at_most - 1) // n))
 
     # -- statistics ------------------------------------------------------------------
     def depth_within(self, m, side, bound):

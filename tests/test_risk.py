@@ -343,11 +343,13 @@ def test_adl_quantile_ten_distinct_ranks():
 
 
 def test_adl_quantile_ties_and_edges():
-    assert adl_quantile([3.0, 3.0, 3.0]).tolist() == [0, 0, 0]
-    assert adl_quantile([1.0, 2.0, 2.0, 2.0, 2.0]).tolist() == [0, 1, 1, 1, 1]
-    assert adl_quantile([7.0]).tolist() == [0]
+    # Tied ranks are all first in line; a lone position is first in line.
+    assert adl_quantile([3.0, 3.0, 3.0]).tolist() == [4, 4, 4]
+    assert adl_quantile([1.0, 2.0, 2.0, 2.0, 2.0]).tolist() == [0, 4, 4, 4, 4]
+    assert adl_quantile([7.0]).tolist() == [4]
     assert adl_quantile([]).tolist() == []
-    assert adl_quantile([0.0, math.inf]).tolist() == [0, 2]
+    assert adl_quantile([0.0, math.inf]).tolist() == [2, 4]
+    assert adl_quantile([1.0, 2.0, 3.0, 4.0]).tolist() == [1, 2, 3, 4]
     with pytest.raises(ValueError, match="NaN"):
         adl_quantile([1.0, math.nan])
     with pytest.raises(ValueError, match="one-dimensional"):

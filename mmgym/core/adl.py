@@ -100,8 +100,10 @@ def refresh_quantiles(params, state, e):
             _heapsort(sorted_ranks, n)
             for b in range(1, n_accounts):
                 if state.pos[e, b, k] * side > 0:
-                    below = _count_below(sorted_ranks, n, ranks[b])
-                    state.adl_quantile[e, b, k] = min(4, 5 * below // n)
+                    # Ranks up to its own, itself and ties included, so the first in
+                    # line shows 4 lights however few positions the side holds.
+                    at_most = _count_at_most(sorted_ranks, n, ranks[b])
+                    state.adl_quantile[e, b, k] = max(0, min(4, (5 * at_most - 1) // n))
 
 
 @kernel
@@ -129,12 +131,12 @@ def _sift_down(values, root, n):
 
 
 @kernel
-def _count_below(values, n, x):
+def _count_at_most(values, n, x):
     lo = 0
     hi = n
     while lo < hi:
         mid = (lo + hi) >> 1
-        if values[mid] < x:
+        if values[mid] <= x:
             lo = mid + 1
         else:
             hi = mid
