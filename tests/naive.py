@@ -433,7 +433,24 @@ class NaiveExchange:
                 free -= debt * self.borrow_imr
         return free
 
-    def margin_status(self, acc, k, side, lots, limit):
+    def open_loss(self, k, side, lots, limit, kind):
+        """Loss against the mark as the order fills: at its limit, or for a market order
+        at the levels it would sweep (own resting orders counted as fills)."""
+        m = self.markets[k]
+        mark = m.mark / m.tick
+        value = m.lot * m.tick
+        if kind != MARKET:
+            return lots * max(0.0, side * (limit - mark)) * value
+        left, loss = lots, 0.0
+        for level in m.book.levels_best_first(-side):
+            if side * (level.price - limit) > 0 or left == 0:
+                break
+            take = min(left, level.qty)
+            loss += take * max(0.0, side * (level.price - mark))
+            left -= take
+        return loss * value
+
+    def margin_status(self, acc, k, side, lots, limit, kind):
         m = self.markets[k]
         if m.perp:
             extra_buy = lots if side == BUY else 0
@@ -445,7 +462,8 @@ class NaiveExchange:
                 return REJECT_POSITION_LIMIT
             if self.reduce_only(acc):
                 return REJECT_REDUCE_ONLY
-            if self.free_margin(acc, k, extra_buy, extra_sell, 0.0, 0.0) < 0.0:
+            free = self.free_margin(acc, k, extra_buy, extra_sell, 0.0, 0.0)
+            if free < self.open_loss(k, side, lots, limit, kind):
                 return REJECT_MARGIN
             return ACCEPTED
         if side != BUY:
@@ -453,7 +471,7 @@ class NaiveExchange:
         if self.reduce_only(acc):
             return REJECT_REDUCE_ONLY
         cost = lots * m.lot * limit * m.tick
-        gain = cost * m.ratio if acc.kind == UNIFIED else 0.0
+        gain = lots * m.lot * m.collateral * m.ratio if acc.kind == UNIFIED else 0.0
         if self.free_margin(acc, k, 0, 0, cost, gain) < 0.0:
             return REJECT_MARGIN
         return ACCEPTED
@@ -578,7 +596,7 @@ class NaiveExchange:
             would_take = best >= 0 and (best <= limit if side == BUY else best >= limit)
             if would_take:
                 return [REJECT_POST_ONLY, 0, 0]
-        status = self.margin_status(acc, k, side, lots, limit)
+        status = self.margin_status(acc, k, side, lots, limit, kind)
         if status != ACCEPTED:
             return [status, 0, 0]
         events, filled = m.book.match(side, limit, lots, a)

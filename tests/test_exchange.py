@@ -142,6 +142,34 @@ def test_initial_margin_and_spot_balance_checks():
     assert res[0, 0] == REJECT_BALANCE
 
 
+def test_an_order_pays_its_open_loss_against_the_mark():
+    """Order cost = initial margin + open loss (Binance): what an order loses against
+    the mark of 100,000 as it fills must be covered too, else a 100x account could
+    open a position bankrupt at once and leave the loss to the insurance fund."""
+    btc = MarketConfig("BTC", tick_size=1.0, lot_size=0.001)
+    ex = Exchange(ExchangeConfig(markets=(btc,), n_accounts=4))
+    ex.open([100_000.0])
+    ex.deposit(1, 1_000.0, leverage=100)  # initial margin of 1 BTC: 1,000
+    ex.deposit(4, 1_000.0, leverage=100)
+    ex.deposit(2, 1e6, leverage=10)
+    ex.deposit(3, 2_000.0, leverage=100)
+    res = ex.step(
+        [
+            row(2, LIMIT, SELL, 100_000, 500),
+            row(2, LIMIT, SELL, 102_000, 1000),
+            # A market buy of 1 BTC sweeps 0.5 at the mark and 0.5 at 102,000: open loss
+            # 0.5 * 2,000 = 1,000 on top of the 1,000 initial margin.
+            row(1, MARKET, BUY, qty=1000),
+            row(3, MARKET, BUY, qty=1000),
+            # A limit order is charged at its price: 0.5 * 1,000 = 500, plus 500 margin.
+            row(1, LIMIT, BUY, 101_000, 500),
+            row(4, LIMIT, BUY, 101_000, 501),  # 501 + 501 > 1,000
+        ]
+    )
+    assert res[2:, 0].tolist() == [REJECT_MARGIN, ACCEPTED, ACCEPTED, REJECT_MARGIN]
+    assert res[3, 2] == 1000 and ex.state.pos[0, 3, 0] == 1000  # 3 could pay it
+
+
 def test_book_full_raises_a_clear_error():
     ex = exchange(book_capacity=4)
     ex.step([row(1, LIMIT, SELL, 100_000 + i, 1) for i in range(4)])

@@ -84,7 +84,33 @@ def reduce_only(params, state, e, a):
 
 
 @inline_kernel
-def _margin_status(params, state, e, a, k, side, lots, limit):
+def open_loss(params, state, e, k, side, lots, limit, kind):
+    """What an order loses against the mark as it fills (USDT), charged on top of
+    initial margin as venues do, so that no order opens a position already bankrupt.
+
+    Priced at the order's limit (Binance's rule for limit orders); a market
+    order at the book's levels it would sweep up to its band-edge limit, the
+    taker's own resting orders counted as if they filled.
+    """
+    mark = state.mark_price[e, k] / params.tick_size[k]
+    value = params.lot_size[k] * params.tick_size[k]
+    if kind != MARKET:
+        return lots * max(0.0, side * (limit - mark)) * value
+    slot = ASK if side == BUY else BID
+    left = lots
+    loss = 0.0
+    for i in range(state.n_levels[e, k, slot] - 1, -1, -1):
+        price = state.level_price[e, k, slot, i]
+        if side * (price - limit) > 0 or left == 0:
+            break
+        take = min(left, state.level_qty[e, k, slot, i])
+        loss += take * max(0.0, side * (price - mark))
+        left -= take
+    return loss * value
+
+
+@inline_kernel
+def _margin_status(params, state, e, a, k, side, lots, limit, kind):
     if params.market_kind[k] == PERP:
         extra_buy = lots if side == BUY else 0
         extra_sell = lots if side != BUY else 0
@@ -95,7 +121,8 @@ def _margin_status(params, state, e, a, k, side, lots, limit):
             return REJECT_POSITION_LIMIT
         if reduce_only(params, state, e, a):
             return REJECT_REDUCE_ONLY
-        if free_margin(params, state, e, a, k, extra_buy, extra_sell, 0.0, 0.0) < 0.0:
+        free = free_margin(params, state, e, a, k, extra_buy, extra_sell, 0.0, 0.0)
+        if free < open_loss(params, state, e, k, side, lots, limit, kind):
             return REJECT_MARGIN
         return ACCEPTED
     if side != BUY:
@@ -105,7 +132,9 @@ def _margin_status(params, state, e, a, k, side, lots, limit):
     if reduce_only(params, state, e, a):
         return REJECT_REDUCE_ONLY
     cost = lots * params.lot_size[k] * limit * params.tick_size[k]
-    gain = cost * params.collateral_ratio[k] if state.account_kind[e, a] == UNIFIED else 0.0
+    gain = 0.0  # what the coins add to equity: their collateral value, as margin counts it
+    if state.account_kind[e, a] == UNIFIED:
+        gain = lots * params.lot_size[k] * state.collateral_price[e, k] * params.collateral_ratio[k]
     if free_margin(params, state, e, a, k, 0, 0, cost, gain) < 0.0:
         return REJECT_MARGIN
     return ACCEPTED
@@ -156,7 +185,7 @@ def process_order(params, state, orders, r, results):
     if kind == POST_ONLY and _would_take(state, e, k, side, limit):
         results[r, R_STATUS] = REJECT_POST_ONLY
         return
-    status = _margin_status(params, state, e, a, k, side, lots, limit)
+    status = _margin_status(params, state, e, a, k, side, lots, limit, kind)
     if status != ACCEPTED:
         results[r, R_STATUS] = status
         return
