@@ -75,6 +75,7 @@ def equity_and_mm(params, state, e, a):
     unified = state.account_kind[e, a] == UNIFIED
     eq = state.cash[e, a]
     wallet = state.cash[e, a]
+    collateral = 0.0  # added after the perps, as ``equity`` adds it
     mm = 0.0
     for k in range(params.market_kind.shape[0]):
         p = state.pos[e, a, k]
@@ -87,10 +88,10 @@ def equity_and_mm(params, state, e, a):
             mm += position_mm(params, k, abs(lots) * state.mark_price[e, k])
         elif unified:
             value = lots * state.collateral_price[e, k]
-            eq += value * params.collateral_ratio[k] if value > 0 else value
+            collateral += value * params.collateral_ratio[k] if value > 0 else value
     if unified and wallet < 0.0:
         mm -= wallet * params.borrow_mmr
-    return eq, mm
+    return eq + collateral, mm
 
 
 @inline_kernel
@@ -122,6 +123,7 @@ def liquidation_check(params, state, e, a):
     unified = state.account_kind[e, a] == UNIFIED
     eq = state.cash[e, a]
     wallet = state.cash[e, a]
+    collateral = 0.0  # added after the perps, as ``equity`` adds it
     mm = 0.0
     perps = False
     for k in range(params.market_kind.shape[0]):
@@ -135,7 +137,8 @@ def liquidation_check(params, state, e, a):
         else:
             value = lots * state.collateral_price[e, k]
             counted = value * params.collateral_ratio[k] if value > 0 else value
-            eq += counted if unified else 0.0
+            collateral += counted if unified else 0.0
+    eq += collateral
     mm -= wallet * params.borrow_mmr if unified & (wallet < 0.0) else 0.0
     level = params.unified_liquidation_level if unified else 1.0
     return (mm > 0.0) & (eq < level * mm), perps
