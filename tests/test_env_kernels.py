@@ -7,7 +7,19 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from mmgym.core.codes import ASK, BID, BUY, CANCEL, IOC, PERP, POST_ONLY, SELL, UNIFIED
+from mmgym.core.codes import (
+    ASK,
+    BID,
+    BUY,
+    CANCEL,
+    F_MAKER,
+    F_TAKER_SIDE,
+    IOC,
+    PERP,
+    POST_ONLY,
+    SELL,
+    UNIFIED,
+)
 from mmgym.env.kernels import (
     AC_ASK_NOTIONAL,
     AC_BID_NOTIONAL,
@@ -77,6 +89,12 @@ def naive_orders(batch, e, actions, start):
             fair = 0.5 * (bid + ask) * tick if bid > 0 and ask > 0 else s.mark_price[e, k]
             cancels, quotes = [], []
             kept_ask = 0  # lots of a resting ask left in the book
+            pos = int(s.pos[e, a, k])
+            excess = pos - int(start[g, m])
+            lots = int(max(u[4], 0) * abs(excess)) if ap.flatten and not ag.out[e, g] else 0
+            # A flatten sell would cancel the agent's own bid (self-trade prevention),
+            # a flatten buy its ask: that quote is replaced after the flatten.
+            crossed = (0 if excess > 0 else 1) if lots > 0 else None
             for side in (0, 1):
                 offset = ap.min_offset + (u[side] + 1) / 2 * (ap.max_offset - ap.min_offset)
                 fraction = (u[2 + side] + 1) / 2
@@ -93,7 +111,7 @@ def naive_orders(batch, e, actions, start):
                     o = live[0]
                     sent = ag.quote_lots[e, g, m, side]
                     same = s.order_price[e, k, o] == price and s.order_qty[e, k, o] == sent
-                    if lots > 0 and same and sent == lots:
+                    if lots > 0 and same and sent == lots and side != crossed:
                         if side == 1:
                             kept_ask = sent
                         continue  # kept, with its queue place
@@ -101,8 +119,6 @@ def naive_orders(batch, e, actions, start):
                 if lots > 0:
                     quotes.append((k, POST_ONLY, BUY if side == 0 else SELL, price, lots, 0))
             flatten = []
-            pos = int(s.pos[e, a, k])
-            excess = pos - int(start[g, m])
             lots = int(max(u[4], 0) * abs(excess)) if ap.flatten and not ag.out[e, g] else 0
             if excess > 0 and p.market_kind[k] != PERP:
                 lots = min(lots, pos - kept_ask)  # a spot sell of coins no ask holds
@@ -171,6 +187,36 @@ def test_a_spot_flatten_sells_only_the_coins_a_kept_ask_leaves_free():
     assert [row[:3] + row[4:] for row in expected] == [(k, IOC, SELL, free, 0)]
     env.step(flatten[0].astype(np.float32))
     assert ag.present[0, 0, 0, 1] and s.pos[0, a, k] == pos - free  # the IOC sold them
+
+
+def test_a_quote_reported_posted_is_in_the_book_while_flattening():
+    """A kept bid would meet the agent's own flatten sell, and self-trade prevention
+    would cancel it: it is replaced after the flatten, so it is never counted posted
+    (for presence, duties and the observation) while gone from the book."""
+    env = MarketMakingEnv(horizon=400, min_offset_bps=0.0, max_offset_bps=100.0)
+    batch = env.core.batch
+    s, ag = batch.state, batch.agent_state
+    a, k = int(batch.agent_params.account[0]), int(batch.market_index[0])
+    env.reset(seed=0)
+    flattened = 0
+    for _ in range(400):
+        long = s.pos[0, a, k] > 0
+        # A bid at the fair price, a far ask, half size; flatten 30% while long.
+        action = np.array([-1.0, -0.6, 0.0, 0.0, 0.3 if long else -1.0], np.float32)
+        first = int(s.n_fills[0])
+        obs, _, terminated, truncated, info = env.step(action)
+        if terminated or truncated:
+            break
+        flattened += info["flattened"] > 0
+        rows = s.fills[0, np.arange(first, s.n_fills[0]) % s.fills.shape[1]]
+        for side, taker_side in ((0, SELL), (1, BUY)):
+            oid = int(ag.quote_id[0, 0, 0, side])
+            if not ag.present[0, 0, 0, side] or (s.order_id[0, k] == oid).any():
+                continue
+            # Posted but gone: only a fill against it this step may have taken it.
+            hit = (rows[:, F_MAKER] == a) & (rows[:, F_TAKER_SIDE] == taker_side)
+            assert hit.any(), f"side {side}: posted quote gone without a fill"
+    assert flattened > 20  # the case was exercised
 
 
 def naive_observation(batch, e, g, start_equity, start, fees_before):

@@ -222,6 +222,7 @@ def mtm_equity(params, state, e, a):
 
 @inline_kernel
 def collateral_value(params, state, e, a):
+    """Account ``a``'s spot holdings at their collateral prices (USDT, no haircut)."""
     value = 0.0
     for k in range(params.market_kind.shape[0]):
         if params.market_kind[k] != PERP and state.pos[e, a, k] > 0:
@@ -236,7 +237,9 @@ def write_orders(params, state, ap, ag, e, actions):
     Rows per (agent, market): cancel bid, cancel ask, flatten, new bid, new
     ask; rows not needed are disabled (env column -1). A quote that still
     rests untouched at the wanted price and size is left alone (keeping its
-    queue place). Sizes are USDT at the fair price, converted to lots.
+    queue place), unless this step's flatten trades against its side:
+    self-trade prevention would cancel it, so it is replaced after the
+    flatten instead. Sizes are USDT at the fair price, converted to lots.
     Flatten trades the intensity's share of the inventory (holding minus the
     starting one) back with an IOC at the price band's edge. An agent that is
     out (liquidated or bankrupt this episode) only cancels.
@@ -254,6 +257,12 @@ def write_orders(params, state, ap, ag, e, actions):
             u = actions[g, m * width : (m + 1) * width]
             fair = quote_reference(params, state, ag, e, g, m, k)
             tick = params.tick_size[k]
+            flatten_lots = 0
+            excess = state.pos[e, a, k] - ag.start_pos[e, g, m]
+            if ap.flatten and not ag.out[e, g]:
+                flatten_lots = int(max(u[A_FLATTEN], 0.0) * abs(excess))
+            # The quote a flatten would meet: the bid for a sell, the ask for a buy.
+            crossed = (0 if excess > 0 else 1) if flatten_lots > 0 else -1
             span = ap.max_offset - ap.min_offset
             for s in range(2):
                 offset = ap.min_offset + 0.5 * (u[A_BID_OFFSET + s] + 1.0) * span
@@ -271,6 +280,7 @@ def write_orders(params, state, ap, ag, e, actions):
                 if o >= 0:
                     keep = (
                         lots > 0
+                        and s != crossed
                         and state.order_price[e, k, o] == price
                         and state.order_qty[e, k, o] == ag.quote_lots[e, g, m, s]
                         and ag.quote_lots[e, g, m, s] == lots
@@ -285,15 +295,13 @@ def write_orders(params, state, ap, ag, e, actions):
                     set_row(ag.orders[e, base + 3 + s], e, k, a, POST_ONLY, side, price, lots, 0)
                     ag.quote_lots[e, g, m, s] = lots
                     ag.quote_price[e, g, m, s] = price
-            if ap.flatten and not ag.out[e, g]:
-                intensity = max(u[A_FLATTEN], 0.0)
-                pos = state.pos[e, a, k]
-                excess = pos - ag.start_pos[e, g, m]
-                lots = int(intensity * abs(excess))
+            if flatten_lots > 0:
+                lots = flatten_lots
                 if excess > 0 and params.market_kind[k] != PERP:
                     # A spot sell needs coins no resting ask holds: a kept ask still
                     # holds its lots (a replaced one was cancelled in an earlier row).
-                    lots = min(lots, pos - ag.quote_lots[e, g, m, 1] * ag.present[e, g, m, 1])
+                    held = ag.quote_lots[e, g, m, 1] * ag.present[e, g, m, 1]
+                    lots = min(lots, state.pos[e, a, k] - held)
                 if lots > 0:
                     lo, hi = band_ticks(params, state, e, k)
                     if excess > 0:
