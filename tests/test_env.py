@@ -107,7 +107,9 @@ def test_vector_env_equals_single_envs(mode):
                 continue
             o, r, te, tr, inf = env.step(actions[t, i])
             assert (reward[i], terminated[i], truncated[i]) == (r, te, tr)
-            assert all(info[k][i] == inf[k] for k in INFO_KEYS if np.isfinite(inf[k]))
+            # SAME_STEP: a finished env's last step is in final_info, its info is the reset's.
+            last = info["final_info"] if (te or tr) and mode == AutoresetMode.SAME_STEP else info
+            assert all(last[k][i] == inf[k] for k in INFO_KEYS if np.isfinite(inf[k]))
             if te or tr:
                 if mode == AutoresetMode.SAME_STEP:
                     np.testing.assert_array_equal(info["final_obs"][i], o)
@@ -239,6 +241,45 @@ def test_vector_env_rejects_bad_input():
             venv.reset(seed=seed)
     with pytest.raises(ConfigError, match="max_episode_steps must be in"):
         MarketMakingVectorEnv(num_envs=2, max_episode_steps=0)
+
+
+def test_vector_seeds_may_be_a_numpy_array_of_integers():
+    venv = MarketMakingVectorEnv(num_envs=2, **SHORT)
+    from_array = venv.reset(seed=np.array([4, 9]))[0]
+    np.testing.assert_array_equal(from_array, venv.reset(seed=[4, 9])[0])
+    for seeds in ([4, -1], [4, 2.0], np.array([True, False])):
+        with pytest.raises(ValueError, match="each env's seed must be None or an integer >= 0"):
+            venv.reset(seed=seeds)
+
+
+def test_same_step_infos_hold_zeros_where_their_masks_are_false():
+    """As Gymnasium's vector envs: an env's entry is 0 wherever its mask is False."""
+    venv = MarketMakingVectorEnv(num_envs=2, autoreset_mode=AutoresetMode.SAME_STEP, horizon=5)
+    venv.reset(seed=0)
+    action = np.zeros((2, 5), np.float32)
+    for _ in range(2):
+        venv.step(action)
+    venv.reset(options={"reset_mask": np.array([False, True])})  # env 1 starts again
+    for _ in range(3):
+        _, _, terminated, truncated, info = venv.step(action)
+    assert truncated.tolist() == [True, False] and not terminated.any()
+    final = info["final_info"]
+    for key in INFO_KEYS:
+        assert info[f"_{key}"].tolist() == [False, True] and info[key][0] == 0, key
+        assert final[f"_{key}"].tolist() == [True, False] and final[key][1] == 0, key
+    assert final["equity"][0] > 0 and info["equity"][1] > 0
+
+
+def test_duties_take_whole_numbers_written_as_floats():
+    from mmgym.env.rewards import Duties
+
+    duties = Duties(window=30.0)
+    assert duties.window == 30 and isinstance(duties.window, int)
+    env = MarketMakingEnv(regime="obligation", duties={"window": 30.0}, **SHORT)
+    env.reset(seed=0)
+    env.step(np.zeros(5, np.float32))
+    with pytest.raises(ConfigError, match=r"duties.window must be an integer, got 30.5"):
+        Duties(window=30.5)
 
 
 def test_reset_options_are_checked():

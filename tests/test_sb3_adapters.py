@@ -100,6 +100,14 @@ def test_set_attr_render_mode_keeps_the_adapter_in_step(make):
 
 
 @pytest.mark.parametrize("make", [sb3_env, shared_env])
+def test_set_attr_refuses_the_spaces(make):
+    env = make()
+    for name in ("observation_space", "action_space"):
+        with pytest.raises(ValueError, match=f"set_attr: {name} is fixed"):
+            env.set_attr(name, None)
+
+
+@pytest.mark.parametrize("make", [sb3_env, shared_env])
 def test_reset_options_are_rejected_not_dropped(make):
     env = make()
     with pytest.raises(ValueError, match="options: these envs take no reset options"):

@@ -160,7 +160,7 @@ class MarketMakingParallelEnv(ParallelEnv):
         out_obs = {a: obs[0, index[a]] for a in live}
         rewards = {a: float(reward[0, index[a]]) for a in live}
         terms = {a: bool(terminated[0, index[a]]) for a in live}
-        truncs = {a: bool(truncated[0]) for a in live}
+        truncs = {a: bool(truncated[0]) and not terms[a] for a in live}  # as the single env
         infos = {a: rows[index[a]] for a in live}
         self.agents = [a for a in live if not (terms[a] or truncs[a])]
         return out_obs, rewards, terms, truncs, infos

@@ -70,11 +70,16 @@ class Duties:
     stress_multiplier: float = 3.0
 
     def __post_init__(self):
-        check_number("duties.max_spread_bps", self.max_spread_bps, 0.0, 1e5, lo_open=True)
-        check_number("duties.min_notional", self.min_notional, 0.0, 1e13)
-        check_number("duties.window", self.window, 1, 10**6, integer=True)
-        check_number("duties.min_presence", self.min_presence, 0.0, 1.0)
-        check_number("duties.stress_multiplier", self.stress_multiplier, 1.0, 1e3)
+        checks = (
+            ("max_spread_bps", 0.0, 1e5, {"lo_open": True}),
+            ("min_notional", 0.0, 1e13, {}),
+            ("window", 1, 10**6, {"integer": True}),
+            ("min_presence", 0.0, 1.0, {}),
+            ("stress_multiplier", 1.0, 1e3, {}),
+        )
+        for name, lo, hi, kw in checks:
+            value = check_number(f"duties.{name}", getattr(self, name), lo, hi, **kw)
+            object.__setattr__(self, name, value)  # as checked: window=300.0 becomes 300
 
 
 class ObligationMonitor:
@@ -92,6 +97,7 @@ class ObligationMonitor:
         )
 
     def reset(self, which) -> None:
+        """Forget the presence history of the agents ``which`` (an index or mask)."""
         self.history[which] = False
         self.count[which] = 0
         self.met[which] = 0
@@ -103,6 +109,7 @@ class Regime:
     name = "regime"
 
     def parts(self, acc: StepAccounting) -> dict[str, np.ndarray]:
+        """The reward's named terms for the step's accounting, each float64[n_agents]."""
         raise NotImplementedError
 
     def __call__(self, acc: StepAccounting) -> np.ndarray:
@@ -212,7 +219,9 @@ REGIMES = {"freedom": Freedom, "obligation": Obligation, "liability": Liability}
 def make_regime(regime, **kwargs) -> Regime:
     """A regime from its name (with keyword parameters), an instance, or a callable."""
     if not isinstance(regime, str) and kwargs:
-        raise ConfigError("regime_kwargs apply to a regime given by name, not to a callable")
+        raise ConfigError(
+            "regime_kwargs apply to a regime given by name, not to a callable or Regime"
+        )
     if isinstance(regime, Regime):
         return regime
     if isinstance(regime, str):

@@ -27,6 +27,7 @@ class SharedConfigVecEnv(VecEnv):
     render_modes: tuple[str, ...] = ()
 
     def config_owner(self):
+        """The object that holds the shared configuration (the wrapped env)."""
         return self
 
     def _indices(self, indices) -> list[int]:
@@ -55,12 +56,16 @@ class SharedConfigVecEnv(VecEnv):
             )
 
     def get_attr(self, attr_name: str, indices=None) -> list:
+        """The attribute of the shared configuration, once per index."""
         name = self.per_env_attrs.get(attr_name, attr_name)
         value = getattr(self.config_owner(), name)
         return [value for _ in self._indices(indices)]
 
     def set_attr(self, attr_name: str, value, indices=None) -> None:
+        """Set an attribute of the shared configuration (every index at once)."""
         self._all_indices(indices, "set_attr")
+        if attr_name in ("observation_space", "action_space"):
+            raise ValueError(f"set_attr: {attr_name} is fixed by the env's configuration")
         if attr_name == "render_mode":
             # SB3's render() reads the adapter's own render_mode: keep both in step.
             if value is not None and value not in self.render_modes:
@@ -71,11 +76,13 @@ class SharedConfigVecEnv(VecEnv):
         setattr(self.config_owner(), attr_name, value)
 
     def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list:
+        """Call a method of the shared configuration once; its result for every index."""
         self._all_indices(indices, f"env_method({method_name!r})")
         result = getattr(self.config_owner(), method_name)(*method_args, **method_kwargs)
         return [result] * self.num_envs
 
     def env_is_wrapped(self, wrapper_class, indices=None) -> list[bool]:
+        """False for every index: the sub-envs are not Gymnasium-wrapped envs."""
         return [False for _ in self._indices(indices)]
 
     def set_options(self, options=None) -> None:
@@ -138,6 +145,7 @@ class SB3VecEnv(SharedConfigVecEnv):
         self.venv.close()
 
     def config_owner(self):
+        """The object that holds the shared configuration (the wrapped env)."""
         return self.venv
 
     def get_images(self) -> list[np.ndarray | None]:

@@ -106,6 +106,7 @@ class SharedPolicyVecEnv(SharedConfigVecEnv):
         self.core.batch.close()
 
     def get_images(self) -> list[np.ndarray]:
+        """One ``rgb_array`` chart per exchange (SB3's ``render`` tiles them)."""
         from . import render
 
         return [render.rgb_array(self.core.batch, e, ()) for e in range(self.n_envs)]

@@ -31,6 +31,15 @@ def _autoreset_mode(mode) -> AutoresetMode:
     )
 
 
+def _one_seed(seed) -> int | None:
+    """One env's seed from a list or array of them: None or an integer >= 0 (numpy's too)."""
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed: each env's seed must be None or an integer >= 0, got {seed!r}")
+    return int(seed)
+
+
 class MarketMakingVectorEnv(VectorEnv):
     """``num_envs`` copies of ``MarketMakingEnv`` in one batch (same keyword arguments).
 
@@ -131,7 +140,7 @@ class MarketMakingVectorEnv(VectorEnv):
             # As Gymnasium's VectorEnv.reset does (the envs draw from their own generators).
             self._np_random, self._np_random_seed = seeding.np_random(int(seed))
         elif isinstance(seed, (list, tuple, np.ndarray)) and len(seed) == self.num_envs:
-            seeds = list(seed)  # each checked by seeding.np_random
+            seeds = [_one_seed(s) for s in seed]
         else:
             raise ValueError(f"seed must be an int, None or {self.num_envs} seeds, got {seed!r}")
         for i in np.flatnonzero(mask):
@@ -156,11 +165,13 @@ class MarketMakingVectorEnv(VectorEnv):
                 last = np.full(self.num_envs, None, dtype=object)
                 for i, row in final_obs.items():
                     last[i] = row
-                final_info = {key: value.copy() for key, value in infos.items()}
+                # Entries a mask leaves out hold zeros, as Gymnasium's vector envs fill them.
+                final_info = {key: np.where(done, value, 0) for key, value in infos.items()}
                 final_info.update({f"_{key}": done.copy() for key in list(final_info)})
+                # A reset env's info is its reset info, which is empty.
+                infos = {key: np.where(done, 0, value) for key, value in infos.items()}
                 infos["final_obs"], infos["_final_obs"] = last, done.copy()
                 infos["final_info"], infos["_final_info"] = final_info, done.copy()
-                # A reset env's info is its reset info, which is empty.
                 return obs, reward, terminated, truncated, self._with_masks(infos, ~done)
             return obs, reward, terminated, truncated, self._with_masks(infos)
         actions = check_actions(actions, self._action_shape)
