@@ -50,14 +50,12 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--scenario",
-        default="calm",
-        help="scenario name in configs/ or a YAML path (default: calm)",
+        help="scenario name in configs/ or a YAML path (default: calm, or the resumed run's)",
     )
     p.add_argument(
         "--regime",
-        default="freedom",
         choices=sorted(REGIMES),
-        help="reward regime (default: freedom)",
+        help="reward regime (default: freedom, or the resumed run's)",
     )
     p.add_argument(
         "--algo",
@@ -91,7 +89,9 @@ def parser() -> argparse.ArgumentParser:
         help="held-out seeds of the final evaluation; none skips it (default: 1000 1001 1002)",
     )
     p.add_argument(
-        "--horizon", type=positive_int, help="env steps per episode (default: the scenario's)"
+        "--horizon",
+        type=positive_int,
+        help="env steps per episode (default: the scenario's, or the resumed run's)",
     )
     p.add_argument(
         "--no-yardstick",

@@ -74,9 +74,13 @@ class Plan:
         }
 
 
+# Settings a saved model is built with: a resumed run must keep them.
+FIXED_ON_RESUME = ("policy", "policy_kwargs", "normalize", "use_sde", "ent_coef", "target_entropy")
+
+
 def plan_run(
-    scenario: str = "calm",
-    regime: str = "freedom",
+    scenario: str | None = None,
+    regime: str | None = None,
     algo: str | None = None,
     total_timesteps: int | None = None,
     n_envs: int | None = None,
@@ -91,19 +95,28 @@ def plan_run(
 ) -> Plan:
     """Check every argument before anything is built; ConfigError naming the field.
 
-    ``algo`` defaults to ``ppo``, or to the resumed run's algorithm; ``config``
-    to ``configs/hyperparams/<algo>.yaml``, or to the resumed run's
-    ``config.yaml``; ``total_timesteps`` and ``n_envs`` override the config.
+    ``scenario`` defaults to ``calm`` and ``regime`` to ``freedom``. ``algo``
+    defaults to ``ppo``, ``config`` to ``configs/hyperparams/<algo>.yaml``.
+    ``total_timesteps`` and ``n_envs`` override the config. When resuming,
+    every argument not given (None) is the resumed run's, ``config`` its
+    ``config.yaml``; a config given instead may change the algorithm's
+    settings (learning rate, rollout, ...) but not those the saved model is
+    built with (``FIXED_ON_RESUME``).
     """
+    saved = {}
     if resume is not None:
         resume = Path(resume)
         if not (resume / MODEL).is_file() or not (resume / ARGS).is_file():
             raise ConfigError(f"resume: {str(resume)!r} has no {MODEL} and {ARGS}")
-        saved = json.loads((resume / ARGS).read_text())["algo"]
-        if algo is not None and algo != saved:
-            raise ConfigError(f"algo: the resumed run used {saved!r}, got {algo!r}")
-        algo = saved
+        saved = json.loads((resume / ARGS).read_text())
+        if algo is not None and algo != saved["algo"]:
+            raise ConfigError(f"algo: the resumed run used {saved['algo']!r}, got {algo!r}")
+        algo = saved["algo"]
         config = resume / CONFIG if config is None else config
+        horizon = saved["horizon"] if horizon is None else horizon
+        env_kwargs = saved["env_kwargs"] if env_kwargs is None else env_kwargs
+    scenario = saved.get("scenario", "calm") if scenario is None else scenario
+    regime = saved.get("regime", "freedom") if regime is None else regime
     algo = algo or "ppo"
     algorithm_class(algo)  # fails now if its package is missing
     config = default_path(algo) if config is None else Path(config)
@@ -115,6 +128,8 @@ def plan_run(
     if n_envs is not None:
         check_number("n_envs", n_envs, 1, MAX_ENVS, integer=True)
     hp = load_hyperparams(algo, config, n_timesteps=total_timesteps, n_envs=n_envs)
+    if resume is not None:
+        _check_resumable(hp, load_hyperparams(algo, resume / CONFIG))
     env_kwargs = mapping_or_none("env_kwargs", env_kwargs)
     own = sorted({"scenario", "regime", "horizon", "n_envs", "num_envs"} & env_kwargs.keys())
     if own:
@@ -142,6 +157,22 @@ def plan_run(
         setup=core.setup,
         env_kwargs=env_kwargs,
     )
+
+
+def _check_resumable(hp: Hyperparams, saved: Hyperparams) -> None:
+    """ConfigError if ``hp`` changes a setting the resumed model is built with."""
+    for field in FIXED_ON_RESUME:
+        new, old = _setting(hp, field), _setting(saved, field)
+        if new != old:
+            raise ConfigError(
+                f"config: {field} cannot change when resuming: the model has {old!r}, got {new!r}"
+            )
+
+
+def _setting(hp: Hyperparams, field: str):
+    if field in ("policy", "policy_kwargs", "normalize"):
+        return getattr(hp, field)
+    return hp.algo_kwargs.get(field)
 
 
 def make_env(plan: Plan):
@@ -173,7 +204,14 @@ def make_model(plan: Plan, env):
     cls = algorithm_class(hp.algo)
     tensorboard = str(plan.run_dir / TENSORBOARD)
     if plan.resume is not None:
-        model = cls.load(plan.resume / MODEL, env=env, device="cpu", tensorboard_log=tensorboard)
+        # The plan's algorithm settings replace the saved ones (FIXED_ON_RESUME agree).
+        model = cls.load(
+            plan.resume / MODEL,
+            env=env,
+            device="cpu",
+            tensorboard_log=tensorboard,
+            **hp.algo_kwargs,
+        )
         model.set_random_seed(plan.seed)
         return model
     return cls(

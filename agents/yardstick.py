@@ -17,6 +17,8 @@ from stable_baselines3.common.env_util import make_vec_env
 from stable_baselines3.common.logger import Logger
 from stable_baselines3.common.vec_env import VecNormalize
 
+from mmgym.core.config import ConfigError
+
 from .algorithms import algorithm_class
 from .hyperparams import Hyperparams
 
@@ -106,7 +108,12 @@ def main(argv=None) -> None:
 
     torch.set_num_threads(1)  # as train.py
     with tempfile.TemporaryDirectory(prefix="mmgym-yardstick-") as tmp:
-        plan = plan_run(scenario=args.scenario, regime=args.regime, run_dir=tmp, yardstick=False)
+        try:
+            plan = plan_run(
+                scenario=args.scenario, regime=args.regime, run_dir=tmp, yardstick=False
+            )
+        except ConfigError as error:
+            p.error(str(error))
         out = interleaved_ratio(plan, args.rounds, args.chunk)
     lo, hi = out["ratio_quartiles"]
     print(

@@ -153,6 +153,8 @@ def test_train_end_to_end_then_load_and_evaluate(tmp_path):
         "--no-yardstick",
         "--horizon",
         "200",
+        "--regime",
+        "obligation",
     ]
     out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
@@ -179,6 +181,39 @@ def test_train_end_to_end_then_load_and_evaluate(tmp_path):
     evaluation = evaluate(run.policy, scenario="calm", horizon=50, seeds=(5, 6))
     for row in evaluation.rows:
         assert row["steps"] == 50 and math.isfinite(row["mm_pnl"])
+
+    # Resumed: the run's own env, with another config's algorithm settings.
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    config[ENV_ID].update(n_steps=128, learning_rate=1e-4)
+    new_config = tmp_path / "resume.yaml"
+    new_config.write_text(yaml.safe_dump(config))
+    resumed_dir = tmp_path / "resumed"
+    resume = [sys.executable, "train.py", "--resume", str(run_dir), "--config", str(new_config)]
+    resume += ["--total-timesteps", "256", "--run-dir", str(resumed_dir), "--no-yardstick"]
+    out = subprocess.run([*resume, "--eval-seeds"], cwd=ROOT, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    args = json.loads((resumed_dir / "args.json").read_text())
+    assert (args["scenario"], args["regime"], args["horizon"]) == ("calm", "obligation", 200)
+    model = load_run(resumed_dir).model
+    assert model.n_steps == 128 and model.learning_rate == 1e-4
+    assert model.num_timesteps > 2048  # it went on from the saved model
+
+
+def test_resuming_refuses_a_config_that_changes_the_saved_model(tmp_path):
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "model.zip").write_text("")  # plan_run does not open it
+    saved_args = {"algo": "ppo", "horizon": None, "env_kwargs": {}}
+    (run_dir / "args.json").write_text(json.dumps(saved_args))
+    hp = load_hyperparams("ppo")
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(hp.to_file()))
+    changed = hp.to_file()
+    changed[ENV_ID]["policy_kwargs"]["net_arch"] = [32]
+    new_config = write_config(tmp_path / "new.yaml", changed[ENV_ID])
+    with pytest.raises(ConfigError, match="policy_kwargs cannot change when resuming"):
+        plan_run(resume=run_dir, config=new_config, run_dir=tmp_path / "out")
+    plan = plan_run(resume=run_dir, run_dir=tmp_path / "out")  # its own config: fine
+    assert (plan.scenario, plan.regime, plan.horizon) == ("calm", "freedom", None)
 
 
 @pytest.mark.smoke
