@@ -159,6 +159,30 @@ def test_run_needs_a_seed(seed):
         run("calm", seed)
 
 
+def test_infinity_written_as_text_gets_a_hint():
+    with pytest.raises(ConfigError, match=r"got 'inf' \(YAML writes infinity as \.inf\)"):
+        check_number("x", "inf", allow_inf=True)
+
+
+def test_sections_built_in_python_are_still_checked():
+    from mmgym.population.config import Makers
+    from mmgym.scenario.config import parse_scenario
+
+    raw = load_raw("calm")
+    raw["population"]["makers"] = Makers(firms=-3)
+    with pytest.raises(ConfigError, match="population.makers.firms must be in"):
+        parse_scenario(raw)
+
+
+def test_an_override_may_fill_a_section_the_file_leaves_out():
+    raw = load_raw("calm")
+    del raw["population"]["obligations"]
+    scenario = load_scenario(raw, **{"population.obligations.min_notional": 5.0})
+    assert scenario.population.obligations.min_notional == 5.0
+    with pytest.raises(ConfigError, match="obligatons"):
+        load_scenario(raw, **{"population.obligatons.min_notional": 5.0})
+
+
 def test_a_scenario_may_be_any_mapping():
     """A read-only or a config library's mapping loads like the dict it holds."""
     from types import MappingProxyType

@@ -79,6 +79,9 @@ def test_cli_prints_the_criteria_and_writes_chart_and_report(tmp_path, capsys):
     assert table == [] and r"\|returns\|" in md.read_text()  # pipes escaped in cells
     assert main(["calm", "--set", "population.makers.firms=-1"]) == 2
     assert "population.makers.firms" in capsys.readouterr().err
+    # A book the config makes too small is the config's error too.
+    assert main(["calm", "--set", "steps=60", "--set", "exchange.book_capacity=8"]) == 2
+    assert "book full" in capsys.readouterr().err
 
 
 def test_withdrawals_name_the_signal_that_crossed_and_the_return():
@@ -113,21 +116,26 @@ def test_cli_counterfactuals_rerun_the_given_scenario_against_a_reference(monkey
 
     monkeypatch.setattr(cli, "run", fake_run)
     monkeypatch.setattr(cli, "oct10_criteria", lambda *summaries: list(summaries))
-    given = {"steps": 600, "mm_obligations": True}
+    given = {"steps": 3600, "mm_obligations": True}  # the shock starts at step 3000
     result = SimpleNamespace(scenario=load_scenario("oct10", **given), summary=given)
     rows, reference = cli.criteria_for(result, "copy/of/oct10.yaml", 3, given)
     reference_switches = {"collateral_pricing": "internal_book", "mm_obligations": False}
     assert [c[:2] for c in calls] == [("copy/of/oct10.yaml", 3)] * 3
     assert [c[2] for c in calls] == [
-        {"steps": 600, **reference_switches},
-        {"steps": 600, **reference_switches, "collateral_pricing": "conversion"},
-        {"steps": 600, **reference_switches, "mm_obligations": True},
+        {"steps": 3600, **reference_switches},
+        {"steps": 3600, **reference_switches, "collateral_pricing": "conversion"},
+        {"steps": 3600, **reference_switches, "mm_obligations": True},
     ]
     assert reference is not result and rows[0] == reference.summary
     calls.clear()  # with the reference switches the main run is the reference
+    result = SimpleNamespace(scenario=load_scenario("oct10", steps=3600), summary={})
+    rows, reference = cli.criteria_for(result, "oct10", 3, {"steps": 3600})
+    assert len(calls) == 2 and reference is result and rows[0] is result.summary
+    calls.clear()  # a run that ends before the shock is judged as a calm one
+    monkeypatch.setattr(cli, "calm_criteria", lambda summary: ["calm", summary])
     result = SimpleNamespace(scenario=load_scenario("oct10", steps=600), summary={})
     rows, reference = cli.criteria_for(result, "oct10", 3, {"steps": 600})
-    assert len(calls) == 2 and reference is result and rows[0] is result.summary
+    assert calls == [] and rows == ["calm", {}] and reference is result
 
 
 def test_cli_runs_a_renamed_copy_and_says_which_run_the_criteria_read(tmp_path, capsys):
@@ -136,7 +144,8 @@ def test_cli_runs_a_renamed_copy_and_says_which_run_the_criteria_read(tmp_path, 
 
     text = (CONFIG_DIR / "oct10.yaml").read_text().replace("name: oct10", "name: copy")
     path, md = tmp_path / "copy.yaml", tmp_path / "copy.md"
-    path.write_text(text.replace("steps: 9000", "steps: 600"))
+    # Short, with the shock inside the run so that the counterfactuals are run.
+    path.write_text(text.replace("steps: 9000", "steps: 600").replace("start: 3000", "start: 300"))
     args = [str(path), "--set", "mm_obligations=true", "--report", str(md)]
     assert main(args) == 0
     out = capsys.readouterr().out

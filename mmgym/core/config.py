@@ -52,6 +52,8 @@ def check_number(
 
 def _yaml_hint(value) -> str:
     """How to write a number that YAML read as text (PyYAML reads ``2e6`` as a string)."""
+    if isinstance(value, str) and value.strip().lstrip("+-").lower() in ("inf", "infinity"):
+        return " (YAML writes infinity as .inf)"
     if not isinstance(value, str) or "e" not in value.lower():
         return ""
     try:

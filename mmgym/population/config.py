@@ -18,7 +18,8 @@ from ..core.config import ConfigError, check_fields, check_number
 
 def from_mapping(cls, data, where: str):
     """Build dataclass ``cls`` from a mapping, recursively, and validate it."""
-    if isinstance(data, cls):
+    if isinstance(data, cls):  # built in Python: its ranges are still checked
+        data.validate(where)
         return data
     check_fields(cls, data, where)
     hints = typing.get_type_hints(cls)
@@ -208,7 +209,7 @@ class Leveraged:
     turnover_slippage: float = math.inf
 
     def validate(self, where):
-        check_number(f"{where}.count", self.count, 0, 10**6)
+        check_number(f"{where}.count", self.count, 0, 10**6, integer=True)
         _fraction(where, "long_share", self.long_share)
         check_number(f"{where}.leverage_min", self.leverage_min, 1.0, 125.0)
         check_number(f"{where}.leverage_max", self.leverage_max, self.leverage_min, 125.0)

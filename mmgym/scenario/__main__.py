@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ..cli_types import add_overrides_argument, seed_int
 from ..core.config import ConfigError
+from ..core.exchange import BookFullError
 from .criteria import calm_criteria, oct10_criteria
 from .report import markdown, plot
 from .runner import run
@@ -32,11 +33,13 @@ def criteria_for(result, scenario, seed: int, overrides: dict):
     """Calibration rows for a run, and the run they read.
 
     ``scenario`` is what ``result`` was run from (a name or path: a copied file
-    keeps its edits). A shocked scenario's rows compare a reference run (switches
-    ``REFERENCE``; ``result`` itself when it has them) with counterfactual runs of
-    the same seed, one with conversion pricing and one with obligations.
+    keeps its edits). The rows of a scenario with a shock within its steps compare
+    a reference run (switches ``REFERENCE``; ``result`` itself when it has them)
+    with counterfactual runs of the same seed, one with conversion pricing and one
+    with obligations; a run that ends before any shock is judged as a calm one.
     """
-    if not result.scenario.population.shocks:
+    steps = result.scenario.steps
+    if not any(shock.start < steps for shock in result.scenario.population.shocks):
         return calm_criteria(result.summary), result
     switches = result.scenario.switches
     reference = result
@@ -76,7 +79,7 @@ def main(argv=None) -> int:
     try:
         result = run(args.scenario, args.seed, **overrides)
         rows, reference = criteria_for(result, args.scenario, args.seed, overrides)
-    except ConfigError as exc:
+    except (ConfigError, BookFullError) as exc:  # a full book: the config's sizes are too small
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(

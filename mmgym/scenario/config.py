@@ -133,7 +133,9 @@ def apply_overrides(data: dict, overrides: dict) -> dict:
             node = data
             *parents, leaf = key.split(".")
             for part in parents:
-                if not isinstance(node.get(part), dict):
+                if node.get(part) is None:
+                    node[part] = {}  # a section the file leaves out: unknown names fail later
+                if not isinstance(node[part], dict):
                     raise ConfigError(f"override {key!r}: {part!r} is not a section")
                 node = node[part]
             node[leaf] = value

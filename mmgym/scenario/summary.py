@@ -40,7 +40,7 @@ def shock_window(scenario) -> tuple[int, int]:
     """(first shocked step, pre-shock window start)."""
     starts = [s.start for s in scenario.population.shocks if s.start < scenario.steps]
     if starts:
-        return min(starts), max(0, min(starts) - 600)
+        return min(starts), max(0, min(starts) - round(600.0 / scenario.dt))
     return max(scenario.steps // 10, 1), 0  # no shock within the run: its first tenth
 
 
