@@ -127,7 +127,9 @@ class MarketMakingEnv(gym.Env):
     call (``MarketMakingVectorEnv``; ``max_episode_steps``, if given, is a
     time limit, as ``gymnasium.make`` applies it to a single env: episodes are
     truncated there or at the horizon, and the elapsed share stays of the
-    horizon; ``render()`` returns one frame per env; an env that resets
+    horizon; a step that liquidates the agent there reports terminated only,
+    as at the horizon, where Gymnasium's ``TimeLimit`` sets both flags;
+    ``render()`` returns one frame per env; an env that resets
     reports an empty info: its ``_key`` masks are False);
     ``mmgym.make_sb3_vec_env`` wraps it for
     Stable-Baselines3 (``get_images`` gives one frame per env; ``set_attr`` and
