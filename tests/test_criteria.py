@@ -105,6 +105,14 @@ def test_calm_criteria_hold_on_their_boundaries():
     assert all(_holds(calm_criteria(few)))
 
 
+def test_stylised_facts_of_a_run_too_short_are_not_judged():
+    short = {**CALM_EDGE, **dict.fromkeys(("excess_kurtosis", "max_abs_autocorr"), math.nan)}
+    rows = calm_criteria({**short, "min_abs_return_autocorr": math.nan})
+    assert _holds(rows) == [True, None, None, None]
+    assert [row.verdict for row in rows] == ["ok", "n/a", "n/a", "n/a"]
+    assert rows[1].simulated == "n/a (fewer than 1440 returns)"
+
+
 @pytest.mark.parametrize("row, change", CALM_BREAKS)
 def test_each_calm_criterion_fails_just_past_its_threshold(row, change):
     assert _holds(calm_criteria({**CALM_EDGE, **change})) == [i != row for i in range(4)]

@@ -95,10 +95,7 @@ def main(argv=None) -> int:
     if reference is not result:
         print(f"  {REFERENCE_NOTE}")
     for row in rows:
-        print(
-            f"  [{'ok' if row.holds else 'NO'}] {row.name}: {row.simulated} "
-            f"(published: {row.published})"
-        )
+        print(f"  [{row.verdict}] {row.name}: {row.simulated} (published: {row.published})")
     if args.plot:
         plot(result, args.plot)
     if args.report:

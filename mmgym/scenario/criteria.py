@@ -11,14 +11,22 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
+from .summary import MIN_RETURNS
+
 
 class Criterion(NamedTuple):
-    """One row of the calibration table."""
+    """One row of the calibration table; ``holds`` is None when the run is too short
+    to tell (``verdict`` gives the word the CLI and the report print)."""
 
     name: str
     published: str
     simulated: str
-    holds: bool
+    holds: bool | None
+
+    @property
+    def verdict(self) -> str:
+        """``ok``, ``NO`` or ``n/a``."""
+        return "n/a" if self.holds is None else ("ok" if self.holds else "NO")
 
 
 def _pct(x):
@@ -118,6 +126,24 @@ def oct10_criteria(base: dict, conversion: dict | None, obliged: dict | None) ->
 
 
 MIN_LIQUIDATIONS_FOR_SIDES = 10
+# The stylised facts of 1-minute returns: (name, published, summary key, bound, sign).
+STYLISED_FACTS = (
+    ("1-min returns: excess kurtosis > 3", "heavy tails", "excess_kurtosis", 3.0, 1),
+    (
+        "1-min returns: |autocorrelation| < 0.1 at lags 1-5",
+        "no linear predictability",
+        "max_abs_autocorr",
+        0.1,
+        -1,
+    ),
+    (
+        "|returns| positively autocorrelated at lags 1-5",
+        "volatility clustering",
+        "min_abs_return_autocorr",
+        0.0,
+        1,
+    ),
+)
 MAX_CALM_HOURLY_LIQUIDATIONS = 0.05  # of open interest; oct10 liquidates about half in an hour
 
 
@@ -140,22 +166,13 @@ def calm_criteria(base: dict) -> list[Criterion]:
             f"long/short {ratio:.1f}x",
             base["adl_count"] == 0 and two_sided and small,
         ),
-        Criterion(
-            "1-min returns: excess kurtosis > 3",
-            "heavy tails",
-            f"{base['excess_kurtosis']:.1f}",
-            base["excess_kurtosis"] > 3.0,
-        ),
-        Criterion(
-            "1-min returns: |autocorrelation| < 0.1 at lags 1-5",
-            "no linear predictability",
-            f"max {base['max_abs_autocorr']:.3f}",
-            base["max_abs_autocorr"] < 0.1,
-        ),
-        Criterion(
-            "|returns| positively autocorrelated at lags 1-5",
-            "volatility clustering",
-            f"min {base['min_abs_return_autocorr']:.3f}",
-            base["min_abs_return_autocorr"] > 0.0,
-        ),
-    ]
+    ] + [_fact(base, *fact) for fact in STYLISED_FACTS]
+
+
+def _fact(base, name, published, key, bound, sign) -> Criterion:
+    """A stylised fact: ``base[key]`` above ``bound`` (``sign`` 1) or below it (-1); None
+    when the run had too few returns to measure it (``summary.MIN_RETURNS``)."""
+    value = base[key]
+    if math.isnan(value):
+        return Criterion(name, published, f"n/a (fewer than {MIN_RETURNS} returns)", None)
+    return Criterion(name, published, f"{value:.3f}", sign * (value - bound) > 0)

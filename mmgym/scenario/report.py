@@ -129,7 +129,7 @@ def markdown(result, criteria: list[Criterion], note: str = "") -> str:
         "|---|---|---|---|",
     ]
     for c in criteria:
-        cells = (c.name, c.published, c.simulated, "yes" if c.holds else "NO")
+        cells = (c.name, c.published, c.simulated, {"ok": "yes"}.get(c.verdict, c.verdict))
         # "|returns|" would end a cell early.
         lines.append("| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |")
     lines += ["", "## Firm withdrawals", ""]
