@@ -472,7 +472,10 @@ class NaiveExchange:
             return REJECT_REDUCE_ONLY
         cost = lots * m.lot * limit * m.tick
         gain = lots * m.lot * m.collateral * m.ratio if acc.kind == UNIFIED else 0.0
-        if self.free_margin(acc, k, 0, 0, cost, gain) < 0.0:
+        unspendable = 0.0  # a cross account's unrealised profit pays for no coins
+        if acc.kind != UNIFIED:
+            unspendable = max(0.0, self.equity(acc) - self.wallet_balance(acc))
+        if self.free_margin(acc, k, 0, 0, cost, gain) < unspendable:
             return REJECT_MARGIN
         return ACCEPTED
 

@@ -125,7 +125,9 @@ def test_random_streams_conserve(sc):
 def test_conservation_streams_include_liquidations_and_adl():
     counts = Counts()
 
-    @settings(max_examples=60, derandomize=True, database=None, **SETTINGS)
+    # ADL is rarer in random streams since orders pay their open loss (no position
+    # opens bankrupt at the band's edge): enough examples for some of it.
+    @settings(max_examples=200, derandomize=True, database=None, **SETTINGS)
     @given(scenarios(max_steps=25, max_orders=12))
     def sweep(sc):
         run_conservation(sc, counts)

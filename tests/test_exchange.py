@@ -170,6 +170,36 @@ def test_an_order_pays_its_open_loss_against_the_mark():
     assert res[3, 2] == 1000 and ex.state.pos[0, 3, 0] == 1000  # 3 could pay it
 
 
+def test_a_cross_account_pays_for_coins_from_its_balance_not_its_profit():
+    """Unrealised profit backs a cross account's positions, but coins bought with it
+    would leave the margin (a cross account's coins are no collateral)."""
+    usde = MarketConfig("USDE", kind="spot", tick_size=0.0001, lot_size=1.0)
+    btc = MarketConfig("BTC", tick_size=1.0, lot_size=0.001)
+    ex = Exchange(ExchangeConfig(markets=(btc, usde), n_accounts=3))
+    ex.open([100_000.0, 1.0])
+    ex.deposit(1, 20_000.0, leverage=10)
+    ex.deposit(2, 1e6, leverage=10, holdings={"USDE": 100_000.0})
+    ex.deposit(3, 1e6, leverage=10)
+    ex.step([row(2, LIMIT, SELL, 100_000, 1000), row(1, LIMIT, BUY, 100_000, 1000)])
+    # The index rises 10% and a trade there moves the mark with it.
+    trade = [row(2, LIMIT, SELL, 105_000, 10), row(3, LIMIT, BUY, 105_000, 10)]
+    ex.step(trade, index_prices=[105_000.0, 1.0])
+    trade = [row(2, LIMIT, SELL, 110_000, 10), row(3, LIMIT, BUY, 110_000, 10)]
+    ex.step(trade, index_prices=[110_000.0, 1.0])
+    s = ex.state
+    mark, entry = s.mark_price[0, 0], s.entry[0, 1, 0]
+    wallet = s.cash[0, 1] + entry  # 1 BTC held
+    profit = mark - entry
+    spendable = wallet - mark / 10  # less the initial margin at 10x
+    assert profit > 5_000 and spendable > 1_000
+    ask = row(2, LIMIT, SELL, 10_000, 100_000, market=1)  # USDE at 1.0
+    over = row(1, LIMIT, BUY, 10_000, int(spendable + profit / 2), market=1)
+    within = row(1, LIMIT, BUY, 10_000, int(spendable) - 1, market=1)
+    res = ex.step([ask, over, within])
+    assert res[1:, 0].tolist() == [REJECT_MARGIN, ACCEPTED]
+    assert s.pos[0, 1, 1] == int(spendable) - 1
+
+
 def test_book_full_raises_a_clear_error():
     ex = exchange(book_capacity=4)
     ex.step([row(1, LIMIT, SELL, 100_000 + i, 1) for i in range(4)])

@@ -133,9 +133,14 @@ def _margin_status(params, state, e, a, k, side, lots, limit, kind):
         return REJECT_REDUCE_ONLY
     cost = lots * params.lot_size[k] * limit * params.tick_size[k]
     gain = 0.0  # what the coins add to equity: their collateral value, as margin counts it
+    unspendable = 0.0
     if state.account_kind[e, a] == UNIFIED:
         gain = lots * params.lot_size[k] * state.collateral_price[e, k] * params.collateral_ratio[k]
-    if free_margin(params, state, e, a, k, 0, 0, cost, gain) < 0.0:
+    else:
+        # A cross account's coins are no margin: unrealised profit may back its
+        # positions but is not cash to pay for them.
+        unspendable = max(0.0, equity(params, state, e, a) - wallet_balance(params, state, e, a))
+    if free_margin(params, state, e, a, k, 0, 0, cost, gain) < unspendable:
         return REJECT_MARGIN
     return ACCEPTED
 
