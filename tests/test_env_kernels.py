@@ -91,10 +91,10 @@ def naive_orders(batch, e, actions, start):
             kept_ask = 0  # lots of a resting ask left in the book
             pos = int(s.pos[e, a, k])
             excess = pos - int(start[g, m])
-            lots = int(max(u[4], 0) * abs(excess)) if ap.flatten and not ag.out[e, g] else 0
+            flat = int(max(u[4], 0) * abs(excess)) if ap.flatten and not ag.out[e, g] else 0
             # A flatten sell would cancel the agent's own bid (self-trade prevention),
             # a flatten buy its ask: that quote is replaced after the flatten.
-            crossed = (0 if excess > 0 else 1) if lots > 0 else None
+            crossed = (0 if excess > 0 else 1) if flat > 0 else None
             for side in (0, 1):
                 offset = ap.min_offset + (u[side] + 1) / 2 * (ap.max_offset - ap.min_offset)
                 fraction = (u[2 + side] + 1) / 2
@@ -119,7 +119,7 @@ def naive_orders(batch, e, actions, start):
                 if lots > 0:
                     quotes.append((k, POST_ONLY, BUY if side == 0 else SELL, price, lots, 0))
             flatten = []
-            lots = int(max(u[4], 0) * abs(excess)) if ap.flatten and not ag.out[e, g] else 0
+            lots = flat
             if excess > 0 and p.market_kind[k] != PERP:
                 lots = min(lots, pos - kept_ask)  # a spot sell of coins no ask holds
             if lots > 0:

@@ -19,6 +19,7 @@ from ..core.exchange import BookFullError
 from .criteria import calm_criteria, oct10_criteria
 from .report import markdown, plot
 from .runner import run
+from .summary import first_shock
 from .withdrawals import signal_counts, withdrawals
 
 # Switches of the run the counterfactual criteria compare with.
@@ -38,8 +39,7 @@ def criteria_for(result, scenario, seed: int, overrides: dict):
     with counterfactual runs of the same seed, one with conversion pricing and one
     with obligations; a run that ends before any shock is judged as a calm one.
     """
-    steps = result.scenario.steps
-    if not any(shock.start < steps for shock in result.scenario.population.shocks):
+    if first_shock(result.scenario) is None:
         return calm_criteria(result.summary), result
     switches = result.scenario.switches
     reference = result

@@ -36,11 +36,17 @@ def market_roles(scenario, timeline, pre) -> dict:
     return {"major": major, "alt": alt, "collateral": spots[0] if spots else None}
 
 
+def first_shock(scenario) -> int | None:
+    """The first step a shock starts within the run, or None."""
+    starts = [s.start for s in scenario.population.shocks if s.start < scenario.steps]
+    return min(starts) if starts else None
+
+
 def shock_window(scenario) -> tuple[int, int]:
     """(first shocked step, pre-shock window start)."""
-    starts = [s.start for s in scenario.population.shocks if s.start < scenario.steps]
-    if starts:
-        return min(starts), max(0, min(starts) - round(600.0 / scenario.dt))
+    start = first_shock(scenario)
+    if start is not None:
+        return start, max(0, start - round(600.0 / scenario.dt))
     return max(scenario.steps // 10, 1), 0  # no shock within the run: its first tenth
 
 
