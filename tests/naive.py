@@ -750,7 +750,6 @@ class NaiveExchange:
         send = min(lots, budget)
         if send <= 0:
             return CAPPED
-        m.stats[S_LIQ_COUNT_LONG if p > 0 else S_LIQ_COUNT_SHORT] += 1.0
         price = self.bankruptcy_price(a, k)
         # Unified accounts trade only inside the band; beyond it they are not bankrupt.
         lo, hi = m.band_ticks()
@@ -765,6 +764,8 @@ class NaiveExchange:
             filled, notional = self.send_ioc(a, k, BUY, send, limit if bankrupt else hi)
         self.record_liquidation(k, p > 0, notional)
         self.clearance_fee(a, k, notional)
+        if filled > 0 or (filled < send and bankrupt):  # counted when it trades
+            m.stats[S_LIQ_COUNT_LONG if p > 0 else S_LIQ_COUNT_SHORT] += 1.0
         if filled < send:
             if not bankrupt:
                 return CAPPED
@@ -810,8 +811,9 @@ class NaiveExchange:
             if lots <= 0:
                 continue
             lo, _ = m.band_ticks()
-            m.stats[S_LIQ_COUNT_LONG] += 1.0
-            _, notional = self.send_ioc(a, k, SELL, lots, lo)
+            filled, notional = self.send_ioc(a, k, SELL, lots, lo)
+            if filled > 0:
+                m.stats[S_LIQ_COUNT_LONG] += 1.0
             self.record_liquidation(k, True, notional)
             self.clearance_fee(a, k, notional)
 

@@ -342,6 +342,13 @@ def test_unified_liquidation_sells_inside_the_band_and_keeps_its_equity():
     assert ex.state.in_liquidation[0, trader] == 1
     assert stats["liq_notional_long"] == pytest.approx(5 * 96.0)
     assert ex.state.pos[0, FUND, 0] == 0 and stats["takeover_notional"] == 0.0
+    assert stats["liq_count_long"] == 1
+
+    # With no bid inside the band the order sent again sells nothing: no liquidation
+    # is counted for it.
+    ex.step([], [100.0, 0.1])
+    assert ex.state.pos[0, trader, 0] == 5 and ex.state.in_liquidation[0, trader] == 1
+    assert ex.market_stats()["ALT"]["liq_count_long"] == 0
 
     # A bid inside the band the next step takes the rest: the account still has
     # 100 - 5 * 4 - 5 * 4.5 - fees 1.25% * (480 + 477.5) = 45.5 and the fund took nothing.
@@ -349,6 +356,7 @@ def test_unified_liquidation_sells_inside_the_band_and_keeps_its_equity():
     assert ex.state.pos[0, trader, 0] == 0
     assert ex.state.pos[0, FUND, 0] == 0
     assert ex.market_stats()["ALT"]["liq_notional_long"] == pytest.approx(5 * 95.5)
+    assert ex.market_stats()["ALT"]["liq_count_long"] == 1
     fees = 0.0125 * (480.0 + 477.5)
     held = ex.state.cash[0, trader] + 1000 * 0.1
     assert held == pytest.approx(100.0 - 20.0 - 22.5 - fees)

@@ -201,10 +201,6 @@ def liquidate_position(params, state, e, a, k, partial):
     send = min(lots, budget)
     if send <= 0:
         return CAPPED
-    if p > 0:
-        state.market_stats[e, k, S_LIQ_COUNT_LONG] += 1.0
-    else:
-        state.market_stats[e, k, S_LIQ_COUNT_SHORT] += 1.0
     price = bankruptcy_price(params, state, e, a, k)
     tick = params.tick_size[k]
     # A unified account is sold within the price band: beyond it the account
@@ -221,6 +217,11 @@ def liquidate_position(params, state, e, a, k, partial):
         filled, notional = _send_ioc(params, state, e, a, k, BUY, send, limit if bankrupt else hi)
     _record_liquidation(state, e, k, p > 0, notional)
     _clearance_fee(params, state, e, a, k, notional)
+    takeover = filled < send and bankrupt
+    if filled > 0 or takeover:
+        # A liquidation is counted when it trades, in the book or by takeover:
+        # an order the band left unfilled is sent again at the next step.
+        state.market_stats[e, k, S_LIQ_COUNT_LONG if p > 0 else S_LIQ_COUNT_SHORT] += 1.0
     if filled < send:
         if not bankrupt:
             return CAPPED  # the band is exhausted: sell on at the next step
@@ -281,8 +282,9 @@ def _sell_collateral(params, state, e, a):
             result = CAPPED
             continue
         lo, _ = band_ticks(params, state, e, k)
-        state.market_stats[e, k, S_LIQ_COUNT_LONG] += 1.0
-        _, notional = _send_ioc(params, state, e, a, k, SELL, lots, lo)
+        filled, notional = _send_ioc(params, state, e, a, k, SELL, lots, lo)
+        if filled > 0:
+            state.market_stats[e, k, S_LIQ_COUNT_LONG] += 1.0
         _record_liquidation(state, e, k, True, notional)
         _clearance_fee(params, state, e, a, k, notional)
     return result

@@ -63,7 +63,7 @@ INFO_FIELDS = (
     ("depth_1pct", "notional within 1% of mid, first quoted market, USDT"),
     ("liq_notional_long", "long liquidation notional this step, all markets, USDT"),
     ("liq_notional_short", "short liquidation notional this step, all markets, USDT"),
-    ("liq_count", "liquidation orders this step, all markets"),
+    ("liq_count", "liquidation orders that traded this step, all markets"),
     ("adl_count", "auto-deleveraging events this step"),
     ("adl_notional", "auto-deleveraged notional this step, USDT"),
     ("volume", "traded notional this step, all markets, USDT"),
