@@ -286,16 +286,17 @@ def heavy_size(ps, e, base, alpha):
     return max(1, int(base * min(pareto(ps, e, alpha), 100.0)))
 
 
-def gap_trade(params, state, ps, e, k, a, gap, threshold, lots, capacity, reference):
+def gap_trade(params, state, ps, e, k, a, gap, threshold, lots, capacity, held, reference):
     tick, pos = float(params.tick_size[k]), int(state.pos[e, a, k])
+    net = pos - held  # trade since the start, held coins not counted
     lo, hi = band_ticks(params, state, e, k)
-    if gap < -threshold and pos < capacity:
+    if gap < -threshold and net < capacity:
         limit = min(math.floor(reference * (1.0 - threshold) / tick), hi)
-        size = min(int(lots * min(-gap / threshold, 5.0)) + 1, int(capacity - pos))
+        size = min(int(lots * min(-gap / threshold, 5.0)) + 1, int(capacity - net))
         if size > 0:
             push(ps, e, k, a, IOC, BUY, limit, size)
-    elif gap > threshold and pos > -capacity:
-        room = capacity + pos if params.market_kind[k] == PERP else pos
+    elif gap > threshold and net > -capacity:
+        room = capacity + net if params.market_kind[k] == PERP else min(capacity + net, pos)
         limit = max(math.ceil(reference * (1.0 + threshold) / tick), lo)
         size = min(int(lots * min(gap / threshold, 5.0)) + 1, int(room))
         if size > 0:
@@ -339,14 +340,15 @@ def background_flow(params, state, pp, ps, e, t):
         if pp.anchor_lots[k] > 0:
             gap_trade(
                 params, state, ps, e, k, flow_account(pp, k, 1), gap,
-                pp.anchor_gap[k], pp.anchor_lots[k], pp.anchor_capacity[k], index,
+                pp.anchor_gap[k], pp.anchor_lots[k], pp.anchor_capacity[k],
+                pp.flow_holdings[k], index,
             )  # fmt: skip
         if pp.arb_lots[k] > 0:
             blocked = 0 <= pp.arbitrage_blocked_from <= t
             capacity = pp.blocked_capacity[k] if blocked else pp.arb_capacity[k]
             gap_trade(
                 params, state, ps, e, k, flow_account(pp, k, 3), gap,
-                pp.arb_gap[k], pp.arb_lots[k], capacity, index,
+                pp.arb_gap[k], pp.arb_lots[k], capacity, pp.flow_holdings[k], index,
             )  # fmt: skip
 
 

@@ -370,6 +370,42 @@ def test_arbitrage_trades_the_gap_with_less_inventory_once_blocked(blocked_from,
     assert rows(ps, pp.flow_start + 3) == [(IOC, BUY, 9900, lots, 0)]
 
 
+@pytest.mark.parametrize(
+    "blocked_from, side, price, lots",
+    [
+        # A 3% discount is 3 thresholds of 1,000 coins, + 1 (0.97 in ticks of 1e-4
+        # reads a hair above 0.97, so the product is 2,999.99...).
+        (-1, BUY, 9700, 3000),
+        (0, BUY, 9700, 1500),  # blocked: 1,500 USDT of room
+        (-1, SELL, 10300, 3001),  # a 3% premium: sells coins it holds
+        (0, SELL, 10300, 1500),
+    ],
+)
+def test_spot_arbitrage_holds_its_book_to_the_conversion_value_both_ways(
+    blocked_from, side, price, lots
+):
+    """The collateral's arbitrageur starts with coins to sell and cash to buy: it
+    buys a discount as it sells a premium, within its capacity either way."""
+    quiet = {"noise_rate": 0.0, "limit_rate": 0.0, "momentum_rate": 0.0, "anchor_notional": 0.0}
+    arb = {
+        "arb_bps": 100.0,
+        "arb_notional": 1000.0,
+        "arb_capacity": 1e5,
+        "blocked_capacity": 1500.0,
+    }
+    raw = tiny(
+        **{"population.flow": {"COIN": {**quiet, **arb}}, "population.makers.firms": 0},
+    )
+    raw["population"]["arbitrage_blocked_from"] = blocked_from
+    ex, pp, ps = build(load_scenario(raw), [0])
+    noise, arbitrageur = pp.flow_start + 4, pp.flow_start + 4 + 3
+    assert ex.state.pos[0, arbitrageur, 1] == 100_000  # its capacity in coins at 1 USDT
+    ex.step([[0, 1, noise, 0, -side, price, 5000, 0]])  # the other side of the gap, index 1
+    step(ex, pp, ps)
+    limit = 9900 if side == BUY else 10100  # the threshold, 1% from the index
+    assert rows(ps, arbitrageur) == [(IOC, side, limit, lots, 0)]
+
+
 @pytest.mark.parametrize("trend, side", [(0.002, BUY), (-0.002, SELL), (0.0004, None)])
 def test_momentum_follows_a_trend_beyond_its_threshold(trend, side):
     raw = _one_role(momentum_rate=1.0, momentum_bps=5.0, momentum_notional=1000.0)
@@ -504,6 +540,34 @@ def test_no_account_starts_below_maintenance_margin():
         if mm > 0
     )
     assert min(ratios) > 1.0
+
+
+def test_a_desk_flipped_at_setup_enters_at_the_flip_price_as_the_engine_books_it():
+    from types import SimpleNamespace
+
+    from mmgym.population.build import _trade
+
+    s = SimpleNamespace(
+        pos=np.zeros((1, 3, 1), np.int64), entry=np.zeros((1, 3, 1)), cash=np.zeros((1, 3))
+    )
+    desk = 2
+    _trade(s, 0, 1, desk, 0, -10, 100.0, 1000.0)  # the desk buys 10 at 100
+    _trade(s, 0, 0, desk, 0, 25, 110.0, 2750.0)  # and sells 25 at 110: short 15 from 110
+    assert s.pos[0, desk, 0] == -15 and s.entry[0, desk, 0] == 110.0
+    # Its wallet balance (cash + position at entry) holds the 100 it realised.
+    assert s.cash[0, desk] + s.pos[0, desk, 0] * s.entry[0, desk, 0] == 100.0
+
+
+def test_leveraged_traders_open_within_the_position_limit():
+    scenario = load_scenario("oct10", **{"switches.position_limits": 1e5})
+    ex, pp, _ = build(scenario, [0])
+    start = np.array([scenario.population.index[m.name].start for m in scenario.exchange.markets])
+    traders = slice(pp.lev_start, pp.lev_start + pp.n_lev)
+    notional = np.abs(ex.state.pos[0, traders, :2]) * ex.params.lot_size[:2] * start[:2]
+    assert notional.max() <= 1e5
+    # Without the limit the largest traders hold several times that.
+    free, pp, _ = build(load_scenario("oct10"), [0])
+    assert (np.abs(free.state.pos[0, traders, :2]) * ex.params.lot_size[:2] * start[:2]).max() > 2e5
 
 
 def test_same_seed_same_run_and_conservation():

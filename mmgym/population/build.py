@@ -165,6 +165,7 @@ def build_params(scenario) -> PopParams:
         arb_lots=flow("arb_notional", lots),
         arb_capacity=flow("arb_capacity", lots),
         blocked_capacity=flow("blocked_capacity", lots),
+        flow_holdings=_flow_holdings(scenario, start, lot).astype(np.float64),
         arbitrage_blocked_from=pop.arbitrage_blocked_from,
         quoted=np.array([q is not None for q in quoting]),
         half_spread=quote("half_spread_bps", bps),
@@ -220,6 +221,18 @@ def _maker_holdings(scenario, start, lot) -> np.ndarray:
     return out
 
 
+def _flow_holdings(scenario, start, lot) -> np.ndarray:
+    """Lots each background role holds at the start, per market: on a spot
+    market, the arbitrageur's capacity in coins, so that it can sell a premium
+    as well as buy a discount."""
+    out = np.zeros(len(start), dtype=np.int64)
+    for k, market in enumerate(scenario.exchange.markets):
+        flow = scenario.population.flow.get(market.name)
+        if market.kind == "spot" and flow is not None:
+            out[k] = int(_lots(flow.arb_capacity, start[k], lot[k]))
+    return out
+
+
 def _pareto_notional(rng, median, alpha, n):
     scale = median / 2.0 ** (1.0 / alpha)
     return np.minimum(scale * (1.0 - rng.random(n)) ** (-1.0 / alpha), 100.0 * median)
@@ -248,6 +261,7 @@ def populate(ex: Exchange, scenario, generators) -> PopState:
         "hedged": np.zeros((n_envs, layout.n_lev), dtype=np.bool_),
     }
     maker_holdings = _maker_holdings(scenario, start, lot)
+    flow_holdings = _flow_holdings(scenario, start, lot)
     for e, rng in enumerate(generators):
         deposits = np.zeros(s.cash.shape[1])
         holdings = np.zeros((s.cash.shape[1], n_markets))
@@ -265,9 +279,7 @@ def populate(ex: Exchange, scenario, generators) -> PopState:
                 a = layout.flow_start + ROLES_PER_MARKET * k + role
                 deposits[a] = FLOW_CASH
                 s.leverage[e, a] = FLOW_LEVERAGE
-                flow = pop.flow.get(names[k])
-                if markets[k].kind == "spot" and flow is not None:
-                    holdings[a, k] = int(_lots(flow.arb_capacity, start[k], lot[k]))
+                holdings[a, k] = flow_holdings[k]
         # Leveraged traders against the desks.
         if layout.n_lev:
             _open_leveraged(s, e, rng, scenario, layout, start, lot, deposits, holdings, traders)
@@ -331,6 +343,9 @@ def _open_leveraged(s, e, rng, scenario, layout, start, lot, deposits, holdings,
             price = round(start[k] * entry_scale[i] / scenario.exchange.markets[k].tick_size)
             price *= scenario.exchange.markets[k].tick_size
             lots = max(int(round(notional[i] / (price * lot[k]))), 1)
+            limit = scenario.exchange.markets[k].position_limit
+            if limit < math.inf:  # the position limit switch caps what traders open with
+                lots = min(lots, max(int(limit / (start[k] * lot[k])), 1))
             value = lots * lot[k] * price
             _trade(s, e, a, int(desks[i]), k, sgn * lots, price, value)
             margin += value / leverage[i]
@@ -367,6 +382,8 @@ def _trade(s, e, buyer_side_account, desk, k, signed_lots, price, value):
             s.entry[e, acct, k] = (abs(old) * s.entry[e, acct, k] + abs(lots) * price) / abs(new)
         elif new == 0:
             s.entry[e, acct, k] = 0.0
+        elif (new > 0) != (old > 0):
+            s.entry[e, acct, k] = price  # flipped: the rest opened here, as the engine books it
         s.pos[e, acct, k] = new
         s.cash[e, acct] -= math.copysign(value, lots)
 

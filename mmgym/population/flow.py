@@ -28,26 +28,31 @@ def _size(ps, e, base, alpha):
 
 
 @inline_kernel
-def _gap_trade(params, state, ps, e, k, a, gap, threshold, lots, capacity, reference):
+def _gap_trade(params, state, ps, e, k, a, gap, threshold, lots, capacity, held, reference):
     """Trade towards ``reference`` when the book is more than ``threshold`` away from it.
 
     Buys when the best ask is below ``reference * (1 - threshold)``, sells when
     the best bid is above ``reference * (1 + threshold)``, with an IOC limited
-    at that bound, in size growing with the gap, while |position| < capacity.
+    at that bound, in size growing with the gap, while its net trade (position
+    less the ``held`` lots it started with) is within ``capacity``
+    either way; a spot trader sells only coins it holds.
     A bound outside the venue's price band is brought to the band's edge: the
     venue would reject it, and a trader who wants the price back keeps buying
     (or selling) at the best price the venue accepts.
     """
     tick = params.tick_size[k]
     pos = state.pos[e, a, k]
-    if gap < -threshold and pos < capacity:
+    net = pos - held
+    if gap < -threshold and net < capacity:
         _, hi = band_ticks(params, state, e, k)  # only when trading: this runs every step
         limit = min(math.floor(reference * (1.0 - threshold) / tick), hi)
-        size = min(int(lots * min(-gap / threshold, 5.0)) + 1, int(capacity - pos))
+        size = min(int(lots * min(-gap / threshold, 5.0)) + 1, int(capacity - net))
         if size > 0:
             push(ps, e, k, a, IOC, BUY, limit, size, 0, -1)
-    elif gap > threshold and pos > -capacity:
-        room = capacity + pos if params.market_kind[k] == PERP else pos  # spot: only holdings
+    elif gap > threshold and net > -capacity:
+        room = capacity + net
+        if params.market_kind[k] != PERP:
+            room = min(room, pos)  # spot: only coins held
         lo, _ = band_ticks(params, state, e, k)
         limit = max(math.ceil(reference * (1.0 + threshold) / tick), lo)
         size = min(int(lots * min(gap / threshold, 5.0)) + 1, int(room))
@@ -121,6 +126,7 @@ def background_flow(params, state, pp, ps, e, t):
                 pp.anchor_gap[k],
                 pp.anchor_lots[k],
                 pp.anchor_capacity[k],
+                pp.flow_holdings[k],
                 index,
             )
         if pp.arb_lots[k] > 0:
@@ -137,5 +143,6 @@ def background_flow(params, state, pp, ps, e, t):
                 pp.arb_gap[k],
                 pp.arb_lots[k],
                 capacity,
+                pp.flow_holdings[k],
                 index,
             )

@@ -48,6 +48,7 @@ class PopParams(NamedTuple):
     arb_lots: np.ndarray
     arb_capacity: np.ndarray
     blocked_capacity: np.ndarray
+    flow_holdings: np.ndarray  # lots each background role starts with (spot: coins to sell)
     arbitrage_blocked_from: int
     # Market makers.
     quoted: np.ndarray  # bool[K]
