@@ -1,5 +1,6 @@
 """Validation of numbers, exchange configs and scenario files: errors name the field."""
 
+import dataclasses
 import math
 
 import numpy as np
@@ -172,6 +173,37 @@ def test_sections_built_in_python_are_still_checked():
     raw["population"]["makers"] = Makers(firms=-3)
     with pytest.raises(ConfigError, match="population.makers.firms must be in"):
         parse_scenario(raw)
+
+
+def test_nested_sections_built_in_python_are_checked_too():
+    from mmgym.population.config import Population, Quoting, from_mapping
+    from mmgym.scenario.config import parse_scenario
+
+    raw = load_raw("calm")
+    population = from_mapping(Population, raw["population"], "population")
+    quoting = {**population.makers.quoting, "ALTUSDT": Quoting(levels=0)}
+    makers = dataclasses.replace(population.makers, quoting=quoting)
+    raw["population"] = dataclasses.replace(population, makers=makers)
+    with pytest.raises(ConfigError, match="population.makers.quoting.ALTUSDT.levels must be in"):
+        parse_scenario(raw)
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        # Loopers at 4x start at a uniMMR of 4; from 6.9x they would start liquidated.
+        ({"population.loopers.loop": 7.0}, r"population.loopers.loop must be below 6.9"),
+        # 5,000 traders holding 100 s would turn over 50 a step; a step carries out 32.
+        (
+            {"population.leveraged.holding_period": 100.0},
+            r"population.leveraged.holding_period must be at least 625 s",
+        ),
+    ],
+)
+def test_a_population_a_step_cannot_carry_is_refused(changes, message):
+    with pytest.raises(ConfigError, match=message):
+        load_scenario("oct10", **changes)
+    assert load_scenario("oct10", **{"population.loopers.loop": 6.8})
 
 
 def test_an_override_may_fill_a_section_the_file_leaves_out():

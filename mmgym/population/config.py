@@ -18,9 +18,9 @@ from ..core.config import ConfigError, check_fields, check_number
 
 def from_mapping(cls, data, where: str):
     """Build dataclass ``cls`` from a mapping, recursively, and validate it."""
-    if isinstance(data, cls):  # built in Python: its ranges are still checked
-        data.validate(where)
-        return data
+    if isinstance(data, cls):
+        # Built in Python: checked field by field, nested sections too, as parsed data is.
+        data = {f.name: getattr(data, f.name) for f in dataclasses.fields(cls)}
     check_fields(cls, data, where)
     hints = typing.get_type_hints(cls)
     kwargs = {}

@@ -3,7 +3,15 @@
 A scenario is a YAML mapping (``configs/<name>.yaml``) with keys ``name``,
 ``description``, ``steps``, ``dt``, ``start_clock``, ``exchange`` (an
 ``ExchangeConfig`` without ``n_accounts``, which the population sets),
-``population`` and ``switches``. The switches apply to any scenario:
+``population`` and ``switches``.
+
+``dt`` is the seconds a step stands for. The population's rates, half-lives,
+step counts and shock times are per step (only ``holding_period`` is in
+seconds), so ``dt`` sets the clock that the summary's minute windows and the
+report read: a scenario run at another ``dt`` is a faster or slower market on
+that clock, not the same market sampled more coarsely.
+
+The switches apply to any scenario:
 
 * ``collateral_pricing``: ``internal_book`` | ``conversion`` | a weight in [0, 1]
   on the internal book, for every spot (collateral) market;
@@ -12,7 +20,8 @@ A scenario is a YAML mapping (``configs/<name>.yaml``) with keys ``name``,
 * ``circuit_breaker``: a band (fraction, 0 = off) halting a market that moves
   more than that within the breaker window;
 * ``position_limits``: maximum position notional per account and market (USDT,
-  ``.inf`` = none);
+  ``.inf`` = none): orders past it are refused and leveraged traders open
+  within it (the basis desks that take their other side are exempt);
 * ``adl_formula``: ``bitmex`` | ``binance`` | ``hyperliquid``.
 """
 
@@ -207,17 +216,52 @@ def parse_scenario(data: dict) -> Scenario:
     population = dataclasses.replace(population, obligations=obligations)
     _check_market_names(population, exchange_config)
     _check_sizes(population, exchange_config)
+    dt = check_number("dt", data.get("dt", 1.0), 0.0, 3600.0, lo_open=True)
+    _check_turnover(population.leveraged, dt)
+    _check_loopers(population.loopers, exchange_config)
     return Scenario(
         name=data["name"],
         description=data.get("description", ""),
         # Two steps at least: the summary compares the run with its start.
         steps=check_number("steps", data["steps"], 2, 10**7, integer=True),
-        dt=check_number("dt", data.get("dt", 1.0), 0.0, 3600.0, lo_open=True),
+        dt=dt,
         start_clock=_clock(data.get("start_clock", 0)),
         exchange=exchange_config,
         population=population,
         switches=switches,
     )
+
+
+# Turnovers a step may draw on average: the step takes up to TURNOVERS_PER_STEP
+# (32), which a Poisson draw of mean 8 exceeds about once in 10**10 steps.
+MAX_TURNOVERS_PER_STEP = 8.0
+
+
+def _check_turnover(leveraged, dt) -> None:
+    """Turnovers per step within what a step carries out, so none are dropped."""
+    lowest = leveraged.count * dt / MAX_TURNOVERS_PER_STEP
+    if leveraged.holding_period < lowest:
+        raise ConfigError(
+            f"population.leveraged.holding_period must be at least {lowest:g} s with "
+            f"{leveraged.count} traders and dt {dt:g} (at most {MAX_TURNOVERS_PER_STEP:g} "
+            f"turnovers a step on average), got {leveraged.holding_period!r}"
+        )
+
+
+def _check_loopers(loopers, exchange) -> None:
+    """A looper must start above its liquidation level (uniMMR), as every account does."""
+    if loopers.count == 0:
+        return
+    ratio = next(m.collateral_ratio for m in exchange.markets if m.name == loopers.market)
+    # Per unit of equity: coins worth `loop`, debt `loop - 1`, counted at `ratio`.
+    level = exchange.unified_liquidation_level * exchange.borrow_mmr
+    most = (1.0 + level) / (1.0 - ratio + level)
+    if loopers.loop >= most:
+        raise ConfigError(
+            f"population.loopers.loop must be below {most:.3g}, where a looper would start at "
+            f"its liquidation level (collateral ratio {ratio:g}, borrow MMR "
+            f"{exchange.borrow_mmr:g}), got {loopers.loop!r}"
+        )
 
 
 def _check_market_names(population: Population, exchange: ExchangeConfig) -> None:
