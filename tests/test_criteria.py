@@ -25,8 +25,16 @@ OCT10_EDGE = {
     "open_interest_drop": 0.20,
     "liq_notional_long": 8e6,
     "liq_notional_short": 2e6,
+    "collateral_sold_notional": 1e6,
 }
-CONVERSION_EDGE = {"collateral_depeg": 0.05, "liq_notional_long": 8e6, "liq_notional_short": 1.99e6}
+# Fewer liquidations in all (perps and collateral sold), though more of perps.
+CONVERSION_EDGE = {
+    "collateral_depeg": 0.05,
+    "collateral_book_depeg": 0.15,
+    "liq_notional_long": 8.5e6,
+    "liq_notional_short": 2e6,
+    "collateral_sold_notional": 0.49e6,
+}
 OBLIGED_EDGE = {
     "alt_depth_drop": 0.5,
     "alt_depth_drop_1s": 0.9,
@@ -48,7 +56,7 @@ OCT10_BREAKS = [
     (8, "base", {"open_interest_drop": 0.1999}),
     (8, "base", {"open_interest_drop": 0.6001}),
     (9, "conversion", {"collateral_depeg": 0.0501}),
-    (9, "conversion", {"liq_notional_short": 2e6}),
+    (9, "conversion", {"collateral_sold_notional": 0.5e6}),
     (10, "obliged", {"alt_depth_drop": 0.90}),  # as deep as without obligations
     (10, "obliged", {"alt_drop": 0.50}),
 ]
@@ -94,6 +102,26 @@ CALM_BREAKS = [
     (2, {"max_abs_autocorr": 0.1}),
     (3, {"min_abs_return_autocorr": 0.0}),
 ]
+
+
+def test_rows_without_their_market_are_not_judged():
+    """A shocked scenario without a thin alt or a collateral market: those rows are n/a."""
+    left_out = ("alt_", "depth_", "collateral_depeg")  # what the summary leaves out
+    no_markets = {k: v for k, v in OCT10_EDGE.items() if not k.startswith(left_out)}
+    conversion = {k: v for k, v in CONVERSION_EDGE.items() if not k.startswith("collateral_")}
+    rows = oct10_criteria(no_markets, {**conversion, "collateral_sold_notional": 0.0}, {})
+    assert [row.verdict for row in rows] == ["n/a", "n/a", "ok", "n/a", "ok", "ok", "ok", "n/a"] + [
+        "ok",
+        "n/a",
+        "n/a",
+    ]
+    assert rows[0].simulated == "n/a (no thin alt perpetual)"
+    assert rows[7].simulated == "n/a (no collateral spot market)"
+
+
+def test_a_run_shorter_than_40_minutes_has_no_densest_40_minutes():
+    rows = oct10_criteria({**OCT10_EDGE, "liq_share_densest_40min": math.nan}, None, None)
+    assert rows[5].verdict == "n/a"
 
 
 def test_calm_criteria_hold_on_their_boundaries():

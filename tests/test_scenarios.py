@@ -40,6 +40,7 @@ def test_oct10_criteria_hold_on_most_seeds(oct10_runs):
     for base, _ in oct10_runs.values():
         assert base.invariants["position_imbalance"] == 0
         assert base.invariants["cash_drift"] < 1e-3
+        assert base.invariants["holdings_drift"] == 0
 
 
 @pytest.mark.parametrize("seed", CALM_SEEDS)
@@ -52,6 +53,7 @@ def test_calm_has_no_cascade(oct10_runs, seed):
     assert calm.summary["mm_all_away_share"] < 1e-3  # no lasting collective withdrawal
     assert calm.invariants["position_imbalance"] == 0
     assert calm.invariants["cash_drift"] < 1e-3
+    assert calm.invariants["holdings_drift"] == 0
 
 
 def test_calm_full_criteria_hold_on_half_the_seeds():
@@ -63,6 +65,7 @@ def test_calm_full_criteria_hold_on_half_the_seeds():
         assert r.summary["mm_all_away_share"] < 1e-3
         assert r.invariants["position_imbalance"] == 0
         assert r.invariants["cash_drift"] < 1e-3
+        assert r.invariants["holdings_drift"] == 0
 
 
 def test_cli_prints_the_criteria_and_writes_chart_and_report(tmp_path, capsys):

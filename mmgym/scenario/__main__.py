@@ -16,7 +16,7 @@ from pathlib import Path
 from ..cli_types import add_overrides_argument, seed_int
 from ..core.config import ConfigError
 from ..core.exchange import BookFullError
-from .criteria import calm_criteria, oct10_criteria
+from .criteria import calm_criteria, oct10_criteria, oct10_figures
 from .report import markdown, plot
 from .runner import run
 from .summary import first_shock
@@ -96,12 +96,15 @@ def main(argv=None) -> int:
         print(f"  {REFERENCE_NOTE}")
     for row in rows:
         print(f"  [{row.verdict}] {row.name}: {row.simulated} (published: {row.published})")
+    figures = oct10_figures(reference.summary) if first_shock(result.scenario) is not None else []
+    for fig in figures:
+        print(f"  [--] {fig.name}: {fig.simulated} (published: {fig.published})")
     if args.plot:
         plot(result, args.plot)
     if args.report:
         note = f"The {REFERENCE_NOTE}." if reference is not result else ""
         with open(args.report, "w") as fh:
-            fh.write(markdown(result, rows, note))
+            fh.write(markdown(result, rows, note, figures))
     return 0
 
 

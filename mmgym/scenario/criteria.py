@@ -33,96 +33,203 @@ def _pct(x):
     return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}%"
 
 
+ALT = "alt"  # rows that need a thin alt perpetual
+COLLATERAL = "collateral"  # rows that need a collateral spot market
+_NEEDS_KEY = {ALT: "alt_drop", COLLATERAL: "collateral_depeg"}
+_MISSING = {ALT: "n/a (no thin alt perpetual)", COLLATERAL: "n/a (no collateral spot market)"}
+
+
+def _row(name, published, needs, runs, simulated, holds) -> Criterion:
+    """A criterion, n/a when a run lacks the market it reads (``needs``)."""
+    if needs and any(_NEEDS_KEY[needs] not in r for r in runs):
+        return Criterion(name, published, _MISSING[needs], None)
+    return Criterion(name, published, simulated(), holds())
+
+
 def oct10_criteria(base: dict, conversion: dict | None, obliged: dict | None) -> list[Criterion]:
     """Criteria of the ``oct10`` scenario from the summaries of its runs."""
+    b = (base,)
     rows = [
-        Criterion(
+        _row(
             "thin alt 1% depth (one-minute mean) falls >= 90% at the trough",
             "-98% ($1.2M -> $27k)",
-            f"{_pct(-base['alt_depth_drop'])} (per second {_pct(-base['alt_depth_drop_1s'])})",
-            base["alt_depth_drop"] >= 0.90,
+            ALT,
+            b,
+            lambda: (
+                f"{_pct(-base['alt_depth_drop'])} (per second {_pct(-base['alt_depth_drop_1s'])})"
+            ),
+            lambda: base["alt_depth_drop"] >= 0.90,
         ),
-        Criterion(
+        _row(
             "depth (one-minute mean) back to >= 80% within 60 min of the market low",
             "most of it within tens of minutes",
-            f"{base['depth_recovery_minutes']:.0f} min",
-            base["depth_recovery_minutes"] <= 60.0,
+            ALT,
+            b,
+            lambda: f"{base['depth_recovery_minutes']:.0f} min",
+            lambda: base["depth_recovery_minutes"] <= 60.0,
         ),
-        Criterion(
+        _row(
             "major falls 8-25%",
             "BTC -14% (122,574 -> 104,783)",
-            _pct(-base["major_drop"]),
-            0.08 <= base["major_drop"] <= 0.25,
+            None,
+            b,
+            lambda: _pct(-base["major_drop"]),
+            lambda: 0.08 <= base["major_drop"] <= 0.25,
         ),
-        Criterion(
+        _row(
             "thin alt falls >= 50% at its trough",
             "alts -63% on average, ~200 coins > -80%",
-            _pct(-base["alt_drop"]),
-            base["alt_drop"] >= 0.50,
+            ALT,
+            b,
+            lambda: _pct(-base["alt_drop"]),
+            lambda: base["alt_drop"] >= 0.50,
         ),
-        Criterion(
+        _row(
             "long liquidations >= 4x short",
             "$16.7B / $2.5B = 6.7x",
-            f"{base['liq_long_short_ratio']:.1f}x",
-            base["liq_long_short_ratio"] >= 4.0,
+            None,
+            b,
+            lambda: f"{base['liq_long_short_ratio']:.1f}x",
+            lambda: base["liq_long_short_ratio"] >= 4.0,
         ),
-        Criterion(
+        _row(
             ">= 50% of liquidation notional in the densest 40 min",
             "70% within 40 min",
-            _pct(base["liq_share_densest_40min"]),
-            base["liq_share_densest_40min"] >= 0.5,
+            None,
+            b,
+            lambda: _pct(base["liq_share_densest_40min"]),
+            lambda: (
+                None
+                if math.isnan(base["liq_share_densest_40min"])
+                else base["liq_share_densest_40min"] >= 0.5
+            ),
         ),
-        Criterion(
+        _row(
             "ADL only once the fund has hit its takeover limit",
             "ADL after liquidations drained the fund",
-            "no ADL"
-            if base["adl_count"] == 0
-            else f"fund use at ADL {_pct(base['fund_utilisation_at_adl'])}, "
-            f"first takeover min {base['first_takeover_minute']:.0f}, "
-            f"first ADL min {base['first_adl_minute']:.0f}",
-            base["adl_count"] == 0 or base["fund_utilisation_at_adl"] >= 0.99,
+            None,
+            b,
+            lambda: (
+                "no ADL"
+                if base["adl_count"] == 0
+                else f"fund use at ADL {_pct(base['fund_utilisation_at_adl'])}, "
+                f"first takeover min {base['first_takeover_minute']:.0f}, "
+                f"first ADL min {base['first_adl_minute']:.0f}"
+            ),
+            lambda: base["adl_count"] == 0 or base["fund_utilisation_at_adl"] >= 0.99,
         ),
-        Criterion(
+        _row(
             "internal-book collateral depegs >= 20% after the price low",
             "USDe 0.6567 (-34%), 21:36-22:16, after the 21:20 low",
-            f"{_pct(-base['collateral_depeg'])} at min {base['collateral_depeg_minute']:.0f} "
-            f"(major low min {base['major_low_minute']:.0f})",
-            base["collateral_depeg"] >= 0.20
-            and base["collateral_depeg_minute"] >= base["major_low_minute"],
+            COLLATERAL,
+            b,
+            lambda: (
+                f"{_pct(-base['collateral_depeg'])} at min {base['collateral_depeg_minute']:.0f} "
+                f"(major low min {base['major_low_minute']:.0f})"
+            ),
+            lambda: (
+                base["collateral_depeg"] >= 0.20
+                and base["collateral_depeg_minute"] >= base["major_low_minute"]
+            ),
         ),
-        Criterion(
+        _row(
             "open interest drops 20-60%",
             "BTC -17%, alts > -50%, DEX perps -46%",
-            _pct(-base["open_interest_drop"]),
-            0.20 <= base["open_interest_drop"] <= 0.60,
+            None,
+            b,
+            lambda: _pct(-base["open_interest_drop"]),
+            lambda: 0.20 <= base["open_interest_drop"] <= 0.60,
         ),
     ]
     if conversion is not None:
-        base_liq = base["liq_notional_long"] + base["liq_notional_short"]
-        conv_liq = conversion["liq_notional_long"] + conversion["liq_notional_short"]
-        rows.append(
-            Criterion(
-                "conversion pricing: collateral within 5%, fewer liquidations",
-                "other venues' USDe stayed >= $0.90",
-                f"{_pct(-conversion['collateral_depeg'])}, liquidations "
-                f"{conv_liq / 1e6:.1f}M vs {base_liq / 1e6:.1f}M",
-                conversion["collateral_depeg"] <= 0.05 and conv_liq < base_liq,
-            )
-        )
+        rows.append(_conversion_row(base, conversion))
     if obliged is not None:
         rows.append(
-            Criterion(
+            _row(
                 "obligations: smaller depth trough and alt drop",
                 "(counterfactual: TradFi obligations)",
-                f"depth {_pct(-obliged['alt_depth_drop'])} vs {_pct(-base['alt_depth_drop'])} "
-                f"(per second {_pct(-obliged['alt_depth_drop_1s'])} vs "
-                f"{_pct(-base['alt_depth_drop_1s'])}), "
-                f"alt {_pct(-obliged['alt_drop'])} vs {_pct(-base['alt_drop'])}",
-                obliged["alt_depth_drop"] < base["alt_depth_drop"]
-                and obliged["alt_drop"] < base["alt_drop"],
+                ALT,
+                (base, obliged),
+                lambda: (
+                    f"depth {_pct(-obliged['alt_depth_drop'])} vs "
+                    f"{_pct(-base['alt_depth_drop'])} (per second "
+                    f"{_pct(-obliged['alt_depth_drop_1s'])} vs "
+                    f"{_pct(-base['alt_depth_drop_1s'])}), "
+                    f"alt {_pct(-obliged['alt_drop'])} vs {_pct(-base['alt_drop'])}"
+                ),
+                lambda: (
+                    obliged["alt_depth_drop"] < base["alt_depth_drop"]
+                    and obliged["alt_drop"] < base["alt_drop"]
+                ),
             )
         )
     return rows
+
+
+class Figure(NamedTuple):
+    """A published figure of OCT10.md that no criterion judges, beside the simulated one."""
+
+    name: str
+    published: str
+    simulated: str
+
+
+def oct10_figures(base: dict) -> list[Figure]:
+    """OCT10.md's other magnitudes, for the reader to compare (no verdict)."""
+    perps = base["liq_notional_long"] + base["liq_notional_short"]
+    adl_after = (base["first_adl_minute"] - base["first_takeover_minute"]) * 60.0
+    return [
+        Figure(
+            "liquidations in the peak minute",
+            "$3.21B of $19.13B in 60 s (17%)",
+            _pct(base["liq_share_peak_minute"]),
+        ),
+        Figure(
+            "insurance fund drawdown", "Binance -$188M (about -15%)", _pct(-base["fund_drawdown"])
+        ),
+        Figure(
+            "ADL notional over perp liquidations",
+            "Hyperliquid $2.10B vs $5.51B in 12 min (38%)",
+            _pct(base["adl_notional"] / perps) if perps > 0 else "n/a",
+        ),
+        Figure(
+            "first ADL after the first takeover",
+            "Hyperliquid: 61.7 s after the first liquidation",
+            f"{adl_after:.0f} s" if math.isfinite(adl_after) else "no ADL",
+        ),
+        Figure(
+            "collateral sold by liquidations (spot)",
+            "Binance paid ~$283M to users liquidated through the depeg",
+            f"${base['collateral_sold_notional'] / 1e6:.1f}M",
+        ),
+    ]
+
+
+def _total_liquidations(run: dict) -> float:
+    """Perpetual positions and collateral sold by liquidations (USDT)."""
+    return run["liq_notional_long"] + run["liq_notional_short"] + run["collateral_sold_notional"]
+
+
+def _conversion_row(base: dict, conversion: dict) -> Criterion:
+    """Conversion pricing against the reference run. Margins then price the collateral
+    at its conversion value, which the index sets; its book is shown beside it, as
+    sellers still reach it."""
+    base_liq, conv_liq = _total_liquidations(base), _total_liquidations(conversion)
+    base_perp = base["liq_notional_long"] + base["liq_notional_short"]
+    conv_perp = conversion["liq_notional_long"] + conversion["liq_notional_short"]
+    return _row(
+        "conversion pricing: collateral within 5%, fewer liquidations",
+        "other venues' USDe stayed >= $0.90",
+        COLLATERAL,
+        (base, conversion),
+        lambda: (
+            f"margin price {_pct(-conversion['collateral_depeg'])} (its book "
+            f"{_pct(-conversion['collateral_book_depeg'])}); liquidations "
+            f"{conv_liq / 1e6:.1f}M vs {base_liq / 1e6:.1f}M (perps {conv_perp / 1e6:.1f}M "
+            f"vs {base_perp / 1e6:.1f}M)"
+        ),
+        lambda: conversion["collateral_depeg"] <= 0.05 and conv_liq < base_liq,
+    )
 
 
 MIN_LIQUIDATIONS_FOR_SIDES = 10

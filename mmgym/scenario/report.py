@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .criteria import Criterion
-from .summary import market_roles, shock_window, steps_per_minute
+from .summary import first_shock, market_roles, shock_window, steps_per_minute
 from .withdrawals import withdrawals
 
 
@@ -58,17 +58,20 @@ def plot(result, path) -> None:
     ax.set_yscale("symlog", linthresh=0.01)
     ax.legend(fontsize=8)
     ax = axes[2]
-    bins = np.arange(len(per_minute(tl["time"], scenario.dt)))
-    longs = sum(per_minute(tl["liq_notional_long"][n], scenario.dt) for n in names)
-    shorts = sum(per_minute(tl["liq_notional_short"][n], scenario.dt) for n in names)
-    ax.bar(bins, longs / 1e6, width=1.0, color="tab:red", label="longs")
-    ax.bar(bins, -shorts / 1e6, width=1.0, color="tab:green", label="shorts")
-    ax.set_ylabel("liquidated ($M/min)")
+    # Bars at each bin's start in minutes: a bin is a minute, or one step when longer.
+    bin_minutes = steps_per_minute(scenario.dt) * scenario.dt / 60.0
+    bins = np.arange(len(per_minute(tl["time"], scenario.dt))) * bin_minutes
+    longs = sum(per_minute(tl["liq_notional_long"][n], scenario.dt) for n in perps)
+    shorts = sum(per_minute(tl["liq_notional_short"][n], scenario.dt) for n in perps)
+    bar = {"width": bin_minutes, "align": "edge"}
+    ax.bar(bins, longs / 1e6, color="tab:red", label="longs", **bar)
+    ax.bar(bins, -shorts / 1e6, color="tab:green", label="shorts", **bar)
+    ax.set_ylabel(f"perps liquidated ($M/{bin_minutes:g} min)")
     ax.legend(fontsize=8)
     ax = axes[3]
     adl = sum(per_minute(tl["adl_notional"][n], scenario.dt) for n in names)
-    ax.bar(bins, adl / 1e6, width=1.0, color="tab:purple")
-    ax.set_ylabel("ADL ($M/min)")
+    ax.bar(bins, adl / 1e6, color="tab:purple", **bar)
+    ax.set_ylabel(f"ADL ($M/{bin_minutes:g} min)")
     axes[4].plot(minutes, tl["insurance_fund"] / 1e6)
     axes[4].set_ylabel("insurance fund ($M)")
     oi = sum(tl["open_interest"][n] for n in perps)
@@ -79,7 +82,7 @@ def plot(result, path) -> None:
     axes[6].set_ylim(-0.05, 1.05)
     low = float(result.summary.get("major_low_minute", np.nan))
     for ax in axes:
-        if scenario.population.shocks:
+        if first_shock(scenario) is not None:
             ax.axvline(start * scenario.dt / 60.0, color="k", ls=":", lw=1)
             ax.axvline(low, color="tab:red", ls=":", lw=1)
     ticks = axes[-1].get_xticks()
@@ -111,9 +114,14 @@ def _withdrawal_lines(result) -> list[str]:
     return lines
 
 
-def markdown(result, criteria: list[Criterion], note: str = "") -> str:
-    """A markdown report: the calibration table (after ``note``, if any), the firms'
-    withdrawals, summary figures."""
+def _cells(cells) -> str:
+    # "|returns|" would end a cell early.
+    return "| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |"
+
+
+def markdown(result, criteria: list[Criterion], note: str = "", figures=()) -> str:
+    """A markdown report: the calibration table (after ``note``, if any), published
+    ``figures`` no criterion judges, the firms' withdrawals, summary figures."""
     lines = [
         f"# Scenario `{result.scenario.name}`, seed {result.seed}",
         "",
@@ -129,9 +137,13 @@ def markdown(result, criteria: list[Criterion], note: str = "") -> str:
         "|---|---|---|---|",
     ]
     for c in criteria:
-        cells = (c.name, c.published, c.simulated, {"ok": "yes"}.get(c.verdict, c.verdict))
-        # "|returns|" would end a cell early.
-        lines.append("| " + " | ".join(x.replace("|", "\\|") for x in cells) + " |")
+        lines.append(
+            _cells((c.name, c.published, c.simulated, {"ok": "yes"}.get(c.verdict, c.verdict)))
+        )
+    if figures:
+        lines += ["", "Other published figures, for comparison (no criterion):", ""]
+        lines += ["| figure | published | simulated |", "|---|---|---|"]
+        lines += [_cells(f) for f in figures]
     lines += ["", "## Firm withdrawals", ""]
     lines += _withdrawal_lines(result)
     lines += ["", "## Summary", "", "| figure | value |", "|---|---|"]
@@ -139,7 +151,8 @@ def markdown(result, criteria: list[Criterion], note: str = "") -> str:
     lines += [
         "",
         f"Invariants: worst position imbalance {result.invariants['position_imbalance']} lots, "
-        f"worst cash drift {result.invariants['cash_drift']:.3g} USDT.",
+        f"worst cash drift {result.invariants['cash_drift']:.3g} USDT, "
+        f"spot holdings' drift at the end {result.invariants['holdings_drift']:g} lots.",
         "",
     ]
     return "\n".join(lines)

@@ -43,7 +43,9 @@ class ScenarioResult:
     ``timeline``: ``time`` (seconds after midnight UTC), per-market keys (each a
     dict ``{market: array}``): ``mid``, ``best_bid``, ``best_ask``, ``spread``,
     ``depth_1pct``, ``depth_bid_1pct``, ``depth_ask_1pct``, ``index``, ``mark``,
-    ``last``, ``open_interest``, ``volume``, ``liq_count`` (long + short),
+    ``last``, ``open_interest``, ``volume``, ``liq_count`` (long + short:
+    liquidation orders that traded, in the book or taken over by the fund; on
+    a spot market, a unified account's collateral sold),
     ``liq_count_long``, ``liq_count_short``, ``liq_notional_long``,
     ``liq_notional_short``, ``takeover_notional``, ``adl_count``,
     ``adl_notional``, ``collateral_price``; env keys (arrays):
@@ -57,7 +59,8 @@ class ScenarioResult:
     over its threshold}, signals ``population.makers.STRESS_SIGNALS``; the
     firm withdraws when the largest reaches 1).
     ``summary``: floats (see ``summary.summarise``). ``invariants``: the worst
-    position imbalance (lots) and cash drift (USDT) seen over the run.
+    position imbalance (lots) and cash drift (USDT) seen over the run, and the
+    spot holdings' drift from their deposits (lots) at its end.
     ``seconds``: wall time of the episode kernel; ``orders``: orders it applied.
     """
 
@@ -134,6 +137,7 @@ def run(name_or_config, seed: int = 0, **overrides) -> ScenarioResult:
     invariants = {
         "position_imbalance": int(logs.imbalance[0].max()),
         "cash_drift": float(np.abs(logs.cash[0] - ex.deposited_cash[0]).max()),
+        "holdings_drift": ex.invariants()["holdings_drift"],
     }
     return ScenarioResult(
         scenario,

@@ -125,15 +125,30 @@ def summarise(scenario, timeline) -> dict:
         depth = timeline["depth_1pct"][alt]
         out.update(depth_figures(depth, _pre(depth, *pre), start, major_low_step, scenario.dt))
     names = list(timeline["liq_notional_long"])
-    longs = sum(timeline["liq_notional_long"][n] for n in names)
-    shorts = sum(timeline["liq_notional_short"][n] for n in names)
+    # Liquidations are the perpetuals' positions; collateral a unified account's
+    # liquidation sells on a spot market is counted apart.
+    kinds = {m.name: m.kind for m in scenario.exchange.markets}
+    perps = [n for n in names if kinds[n] == "perp"]
+    spots = [n for n in names if kinds[n] != "perp"]
+    zero = np.zeros(len(major_last))
+    longs = sum((timeline["liq_notional_long"][n] for n in perps), zero)
+    shorts = sum((timeline["liq_notional_short"][n] for n in perps), zero)
     total = longs + shorts
     out["liq_notional_long"] = float(longs.sum())
     out["liq_notional_short"] = float(shorts.sum())
     out["liq_long_short_ratio"] = float(longs.sum() / max(shorts.sum(), 1.0))
     dense = _densest_window(total, WINDOW_40_MIN, scenario.dt)
-    out["liq_share_densest_40min"] = float(dense / total.sum()) if total.sum() > 0 else 0.0
-    out["liq_count"] = float(sum(timeline["liq_count"][n].sum() for n in names))
+    if len(total) * scenario.dt < WINDOW_40_MIN:
+        out["liq_share_densest_40min"] = math.nan  # no 40 minutes to be densest in
+    else:
+        out["liq_share_densest_40min"] = float(dense / total.sum()) if total.sum() > 0 else 0.0
+    peak = _densest_window(total, 60.0, scenario.dt)
+    out["liq_share_peak_minute"] = float(peak / total.sum()) if total.sum() > 0 else 0.0
+    out["liq_count"] = float(sum(timeline["liq_count"][n].sum() for n in perps))
+    out["collateral_sold_notional"] = float(
+        sum(timeline["liq_notional_long"][n].sum() for n in spots)
+    )
+    out["collateral_sold_count"] = float(sum(timeline["liq_count"][n].sum() for n in spots))
     adl = sum(timeline["adl_notional"][n] for n in names)
     out["adl_notional"] = float(adl.sum())
     out["adl_count"] = float(sum(timeline["adl_count"][n].sum() for n in names))
@@ -157,8 +172,8 @@ def summarise(scenario, timeline) -> dict:
     if roles["collateral"]:
         c = roles["collateral"]
         coll_pre = _pre(timeline["collateral_price"][c], *pre)
-        after_low = max(major_low_step, start)
-        coll_low, coll_low_step = _trough(timeline["collateral_price"][c], after_low)
+        # From the shock on, so that a depeg before the market low shows as one.
+        coll_low, coll_low_step = _trough(timeline["collateral_price"][c], start)
         out["collateral_depeg"] = 1.0 - coll_low / coll_pre
         out["collateral_depeg_minute"] = coll_low_step * dt_min
         book_low, _ = _trough(timeline["last"][c], start)
