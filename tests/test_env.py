@@ -236,6 +236,13 @@ def test_vector_env_rejects_bad_input():
     venv.reset(seed=0)
     with pytest.raises(ValueError, match=r"shape \(2, 5\)"):
         venv.step(np.zeros(5, np.float32))
+    bad_values = [np.full((2, 5), np.nan, np.float32), np.full((2, 5), np.inf, np.float32)]
+    for action in bad_values:
+        with pytest.raises(ValueError, match="finite"):
+            venv.step(action)
+    for action in (np.zeros((2, 5), np.int64), np.zeros((2, 5), bool)):
+        with pytest.raises(ValueError, match="floating-point"):
+            venv.step(action)
     for seed in (True, 1.5, [1, 2, 3]):
         with pytest.raises(ValueError, match="seed must be an int, None or 2 seeds"):
             venv.reset(seed=seed)
@@ -696,3 +703,33 @@ def test_vector_env_metadata_matches_the_single_env():
     for key in ("render_modes", "render_fps"):
         assert venv.metadata[key] == MarketMakingEnv.metadata[key]
     assert MarketMakingEnv.metadata["render_fps"] == 4
+
+
+def _assert_conserved(exchange, t):
+    inv = exchange.invariants()
+    assert inv["position_imbalance"] == 0 and inv["holdings_drift"] == 0, t
+    assert inv["cash_drift"] < 1e-3, t
+
+
+@pytest.mark.parametrize("scenario", ["calm", "oct10"])
+def test_env_steps_conserve_positions_cash_and_holdings(scenario):
+    """The agent's quotes, flattens and liquidation go through the same books: after
+    every step of single and vector envs (through their resets), perpetual positions
+    sum to zero, spot holdings and cash (with fees and socialised losses) to what
+    was deposited."""
+    kwargs = {"scenario": scenario, "market": ["BTCUSDT", "ALTUSDT"], "horizon": 60}
+    if scenario == "oct10":
+        kwargs["warmup"] = (2900, 2900)  # the shock's first minute
+    actions = random_actions(2 * 120, 10, seed=5)
+    env = MarketMakingEnv(**kwargs)
+    env.reset(seed=3)
+    for t in range(120):
+        _, _, terminated, truncated, _ = env.step(actions[t])
+        _assert_conserved(env.core.batch.exchange, t)
+        if terminated or truncated:
+            env.reset()
+    venv = MarketMakingVectorEnv(num_envs=2, **kwargs)
+    venv.reset(seed=3)
+    for t in range(120):
+        venv.step(actions[2 * t : 2 * t + 2])
+        _assert_conserved(venv.core.batch.exchange, t)

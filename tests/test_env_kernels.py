@@ -12,11 +12,20 @@ from mmgym.core.codes import (
     BID,
     BUY,
     CANCEL,
+    E_INSURANCE_FUND,
     F_MAKER,
     F_TAKER_SIDE,
     IOC,
     PERP,
     POST_ONLY,
+    S_ADL_COUNT,
+    S_ADL_NOTIONAL,
+    S_DEPTH,
+    S_LIQ_COUNT_LONG,
+    S_LIQ_COUNT_SHORT,
+    S_LIQ_NOTIONAL_LONG,
+    S_LIQ_NOTIONAL_SHORT,
+    S_VOLUME,
     SELL,
     UNIFIED,
 )
@@ -28,13 +37,34 @@ from mmgym.env.kernels import (
     AC_INVENTORY,
     AC_QUOTED,
     AC_SPREAD_BPS,
+    EV_ADL_COUNT,
+    EV_ADL_NOTIONAL,
+    EV_FUND_DRAWDOWN,
+    EV_LIQ_COUNT,
+    EV_LIQ_LONG,
+    EV_LIQ_SHORT,
+    EV_SOCIALISED,
+    EV_VOLUME,
     N_MARKET_OBS,
+    OB_ADL,
+    OB_BASIS,
+    OB_COLLATERAL,
+    OB_DEPTH,
+    OB_ELAPSED,
+    OB_FUND,
     OB_IMBALANCE,
     OB_INVENTORY,
+    OB_LIQUIDATIONS,
     OB_MARGIN,
     OB_PNL,
+    OB_RETURN,
     OB_SPREAD,
+    OB_STRESS,
+    OB_TIME_COS,
+    OB_TIME_SIN,
+    OB_TREND,
     OB_UPNL,
+    OB_VOLATILITY,
     write_orders,
 )
 from mmgym.env.market_making import MarketMakingEnv
@@ -317,3 +347,155 @@ def test_observation_matches_the_twin(name, history, seed):
     np.testing.assert_allclose(acc[AC_SPREAD_BPS], want["spread_bps"], rtol=1e-12)
     np.testing.assert_allclose(acc[AC_BID_NOTIONAL], want["bid_notional"], rtol=1e-12)
     np.testing.assert_allclose(acc[AC_ASK_NOTIONAL], want["ask_notional"], rtol=1e-12)
+
+
+class SignalTwin:
+    """The market-signal, risk and clock columns and the env's flows, recomputed in
+    Python from the state after every env step (one engine step per env step).
+
+    It keeps its own history: the mid it saw last, the EWMAs of returns, squared
+    returns and the mid, the references taken when the episode began, the fund.
+    """
+
+    def __init__(self, batch, e=0):
+        s, ap = batch.state, batch.agent_params
+        self.batch, self.e = batch, e
+        self.mid = [self.fair(k) for k in ap.market]
+        self.average = list(self.mid)
+        self.trend = [0.0] * len(ap.market)
+        self.var = [1.0] * len(ap.market)
+        self.ret = [0.0] * len(ap.market)
+        self.depth_ref = [max(float(s.market_stats[e, k, S_DEPTH]), 1.0) for k in ap.market]
+        self.collateral_ref = self.collateral()
+        self.fund = float(s.env_stats[e, E_INSURANCE_FUND])
+        self.socialised = float(s.socialised_loss[e])
+        self.steps = 0
+
+    def fair(self, k):
+        s, p, e = self.batch.state, self.batch.params, self.e
+        bid, ask = best(s, e, k, BID), best(s, e, k, ASK)
+        return 0.5 * (bid + ask) * p.tick_size[k] if bid > 0 and ask > 0 else s.mark_price[e, k]
+
+    def collateral(self):
+        s, p, e = self.batch.state, self.batch.params, self.e
+        a = self.batch.agent_params.account[0]
+        return sum(
+            s.pos[e, a, k] * p.lot_size[k] * s.collateral_price[e, k]
+            for k in range(len(p.market_kind))
+            if p.market_kind[k] != PERP and s.pos[e, a, k] > 0
+        )
+
+    def step(self):
+        """Advance with the step just taken; the expected columns and flows."""
+        s, ap, e = self.batch.state, self.batch.agent_params, self.e
+        pp, ps = self.batch.pop_params, self.batch.pop_state
+        alpha = 1.0 - 0.5**0.1  # a ten-step half-life
+        self.steps += 1
+        out, stressed = {}, False
+        for m, k in enumerate(ap.market):
+            mid = self.fair(k)
+            r = math.log(mid / self.mid[m]) / ap.sigma[m]
+            self.mid[m] = mid
+            self.trend[m] += alpha * (r - self.trend[m])
+            self.var[m] += alpha * (r * r - self.var[m])
+            self.average[m] += ap.average_alpha * (mid - self.average[m])
+            stats = s.market_stats[e, k]
+            liq = stats[S_LIQ_NOTIONAL_LONG] + stats[S_LIQ_NOTIONAL_SHORT]
+            out[f"{m}.return"], out[f"{m}.trend"] = r, self.trend[m]
+            out[f"{m}.volatility"] = math.sqrt(self.var[m])
+            out[f"{m}.depth"] = min(stats[S_DEPTH] / self.depth_ref[m], 10.0)
+            out[f"{m}.basis"] = 100.0 * (s.mark_price[e, k] / s.index_price[e, k] - 1.0)
+            out[f"{m}.liquidations"] = math.log1p(liq / ap.liq_reference[m])
+            out[f"{m}.adl"] = s.adl_quantile[e, ap.account[0], k] / 4.0
+            stressed |= (
+                math.sqrt(ps.vol_signal[e, k]) / pp.base_volatility[k] >= ap.stress_volatility
+            )
+            stressed |= ps.liq_signal[e, k] / pp.liquidation_reference[k] >= ap.stress_liquidations
+            stressed |= abs(math.log(mid / self.average[m])) >= ap.stress_move
+        out["collateral"] = self.collateral() / self.collateral_ref if self.collateral_ref else 1.0
+        out["fund"] = s.env_stats[e, E_INSURANCE_FUND] / ap.fund_reference
+        out["stress"] = float(stressed)
+        clock = ap.start_clock + s.step[e] * ap.engine_dt
+        out["time_sin"] = math.sin(2 * math.pi * clock / 86400)
+        out["time_cos"] = math.cos(2 * math.pi * clock / 86400)
+        out["elapsed"] = self.steps / ap.horizon
+        stats = s.market_stats
+        flows = {
+            "liq_long": sum(s.market_stats[e, :, S_LIQ_NOTIONAL_LONG]),
+            "liq_short": sum(s.market_stats[e, :, S_LIQ_NOTIONAL_SHORT]),
+            "liq_count": sum(stats[e, :, S_LIQ_COUNT_LONG] + stats[e, :, S_LIQ_COUNT_SHORT]),
+            "adl_count": sum(s.market_stats[e, :, S_ADL_COUNT]),
+            "adl_notional": sum(s.market_stats[e, :, S_ADL_NOTIONAL]),
+            "volume": sum(s.market_stats[e, :, S_VOLUME]),
+            "fund_drawdown": max(self.fund - s.env_stats[e, E_INSURANCE_FUND], 0.0),
+            "socialised": s.socialised_loss[e] - self.socialised,
+        }
+        self.fund, self.socialised = (
+            float(s.env_stats[e, E_INSURANCE_FUND]),
+            float(s.socialised_loss[e]),
+        )
+        return out, flows
+
+
+MARKET_COLUMNS = {
+    "return": OB_RETURN,
+    "trend": OB_TREND,
+    "volatility": OB_VOLATILITY,
+    "depth": OB_DEPTH,
+    "basis": OB_BASIS,
+    "liquidations": OB_LIQUIDATIONS,
+    "adl": OB_ADL,
+}
+ACCOUNT_COLUMNS = {
+    "collateral": OB_COLLATERAL,
+    "fund": OB_FUND,
+    "stress": OB_STRESS,
+    "time_sin": OB_TIME_SIN,
+    "time_cos": OB_TIME_COS,
+    "elapsed": OB_ELAPSED,
+}
+FLOWS = {
+    "liq_long": EV_LIQ_LONG,
+    "liq_short": EV_LIQ_SHORT,
+    "liq_count": EV_LIQ_COUNT,
+    "adl_count": EV_ADL_COUNT,
+    "adl_notional": EV_ADL_NOTIONAL,
+    "volume": EV_VOLUME,
+    "fund_drawdown": EV_FUND_DRAWDOWN,
+    "socialised": EV_SOCIALISED,
+}
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_signal_columns_and_flows_match_the_twin_through_the_crash(seed):
+    """Every step of an always-quoting agent through oct10's crash: returns, trend,
+    volatility, depth, basis, liquidations, ADL lights, collateral, fund, stress,
+    clock and the env's flows, as the twin recomputes them."""
+    env = MarketMakingEnv(
+        scenario="oct10", market=["ALTUSDT", "USDEUSDT"], warmup=(3300, 3300), horizon=900
+    )
+    env.reset(seed=seed)
+    batch = env.core.batch
+    twin = SignalTwin(batch)
+    seen = dict.fromkeys(("liq_long", "adl_count", "fund_drawdown", "stress"), 0.0)
+    action = np.array([-0.5, -0.5, 0.5, 0.5, -1.0] * 2, np.float32)
+    for _ in range(900):
+        obs, _, terminated, truncated, _ = env.step(action)
+        want, flows = twin.step()
+        for m in range(2):
+            for name, col in MARKET_COLUMNS.items():
+                got = obs[m * N_MARKET_OBS + col]
+                np.testing.assert_allclose(got, want[f"{m}.{name}"], rtol=2e-6, atol=1e-6)
+        base = 2 * N_MARKET_OBS
+        for name, col in ACCOUNT_COLUMNS.items():
+            np.testing.assert_allclose(obs[base + col], want[name], rtol=2e-6, atol=1e-6)
+        ev = batch.agent_state.env_accounting[0]
+        for name, col in FLOWS.items():
+            np.testing.assert_allclose(ev[col], flows[name], rtol=1e-12, atol=1e-9, err_msg=name)
+        for key in seen:
+            seen[key] = max(seen[key], flows[key] if key in flows else want[key])
+        if terminated or truncated:
+            break
+    # The crash was in the window: liquidations, ADL, the fund drawn, stress.
+    assert seen["liq_long"] > 0 and seen["adl_count"] > 0 and seen["fund_drawdown"] > 0
+    assert seen["stress"] == 1.0

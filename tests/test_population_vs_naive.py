@@ -156,3 +156,22 @@ def test_the_side_by_side_run_exercises_every_decision():
         ("anchor", IOC), ("momentum", MARKET), ("arbitrage", IOC),
     ]  # fmt: skip
     assert [o for o in expected if orders[o] == 0] == []
+
+
+def test_population_twin_uses_no_population_kernel():
+    """naive_population.py decides everything itself: it borrows only the exchange's
+    kernels (matching, margin, prices), never the population's."""
+    import ast
+
+    import naive_population
+
+    with open(naive_population.__file__) as fh:
+        tree = ast.parse(fh.read())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            imported.add(node.module)
+    assert not any(name.startswith("mmgym.population") for name in imported), imported
+    assert all(name.split(".")[0] in {"__future__", "math", "numpy", "mmgym"} for name in imported)
