@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from test_engine_vs_naive import (
     Counts,
     Scenario,
@@ -19,6 +20,7 @@ from test_engine_vs_naive import (
     forced_cascade,
     forced_halt,
     forced_partial_and_tie,
+    order_specs,
     scenarios,
     spec_row,
 )
@@ -27,6 +29,7 @@ from mmgym.core import BookFullError, Exchange
 from mmgym.core.codes import (
     ADL_FORMULA_NAMES,
     ORDER_COLUMNS,
+    PERP,
     S_ADL_COUNT,
     S_LIQ_COUNT_LONG,
     S_LIQ_COUNT_SHORT,
@@ -72,6 +75,8 @@ def _record(ex, counts):
     counts.add("takeovers", int((stats[..., S_TAKEOVER_NOTIONAL] > 0).sum()))
     counts.add("adl", int(stats[..., S_ADL_COUNT].sum()))
     counts.add("socialised", int((ex.state.socialised_loss > 0).sum()))
+    spot = ex.params.market_kind != PERP
+    counts.add("collateral_sales", int(stats[:, spot, S_LIQ_COUNT_LONG].sum()))
 
 
 def run_conservation(sc: Scenario, counts: Counts | None = None) -> Counts:
@@ -151,3 +156,31 @@ def test_forced_crashes_conserve(build, formula):
     assert counts.get("liquidations", 0) > 0, counts
     assert counts.get("adl", 0) > 0 or build is forced_halt, counts
     assert counts.get("takeovers", 0) > 0 or build is not forced_cascade, counts
+
+
+def test_forced_crashes_with_random_orders_conserve():
+    """The hand-made crash with random orders and index moves mixed into its steps:
+    the loss paths (takeovers, ADL, collateral sales, socialised losses) are reached
+    with other traffic in the books, and every step conserves."""
+    counts = Counts()
+
+    @settings(max_examples=40, derandomize=True, database=None, **SETTINGS)
+    @given(
+        formula=st.sampled_from(ADL_FORMULA_NAMES),
+        extra=st.lists(st.lists(order_specs(2, 7), max_size=6), min_size=5, max_size=5),
+        jitter=st.lists(st.floats(0.97, 1.03), min_size=5, max_size=5),
+    )
+    def sweep(formula, extra, jitter):
+        config, index0, deposits, steps = forced_cascade(formula)
+        ex = open_exchange(Scenario(config, index0, deposits), 1)
+        for t, (index, rows) in enumerate(steps):
+            if 0 < t <= len(extra):  # after the positions are opened
+                rows = rows + [spec_row(ex, spec, [], 0) for spec in extra[t - 1]]
+                index = [x * jitter[t - 1] for x in index]
+            _step(ex, rows, index)
+            assert_conserved(ex, f"{formula} step {t}")
+            _record(ex, counts)
+
+    sweep()
+    for path in ("liquidations", "takeovers", "adl", "collateral_sales", "socialised"):
+        assert counts.get(path, 0) > 0, (path, counts)

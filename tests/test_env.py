@@ -81,22 +81,48 @@ def test_same_seed_same_trajectory_even_in_alternation():
     assert not np.array_equal(other[0], reference[0])
 
 
+def crash_liquidates_kwargs():
+    """oct10 with 100x in every alt bracket: a maker quoting tight and large at 10x
+    piles up inventory and is liquidated (see below), here within 2,100 steps."""
+    raw = load_raw("oct10")
+    alt = next(m for m in raw["exchange"]["markets"] if m["name"] == "ALTUSDT")
+    alt["brackets"] = [[row.floor, 100.0, row.mmr] for row in SMALL_ALT_BRACKETS]
+    return {"scenario": raw, "capital": 1e6, "horizon": 2200}
+
+
 @pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
 def test_vector_env_equals_single_envs(mode):
     n, steps = 3, 60
     actions = random_actions(steps * n, 5, seed=3).reshape(steps, n, 5)
+    assert_vector_equals_singles(mode, SHORT, actions)
+
+
+@pytest.mark.parametrize("mode", [AutoresetMode.NEXT_STEP, AutoresetMode.SAME_STEP])
+def test_vector_env_equals_single_envs_through_liquidations(mode):
+    quote = np.array([-1.0, -1.0, 1.0, 1.0, -1.0], np.float32)  # tightest, largest
+    actions = np.tile(quote, (2400, 2, 1))
+    terminations = assert_vector_equals_singles(mode, crash_liquidates_kwargs(), actions)
+    assert terminations >= 2  # each env liquidated, reset and stepped on
+
+
+def assert_vector_equals_singles(mode, kwargs, actions):
+    """Step a native vector env and N single envs seeded 11, 12, ... with ``actions``
+    (steps x N x action): equal observations, rewards, flags and infos, through
+    autoresets. Returns the number of terminations."""
+    steps, n = actions.shape[:2]
     venv = gym.make_vec(
         "mmgym/MarketMaking-v0",
         num_envs=n,
         vectorization_mode="vector_entry_point",
         autoreset_mode=mode,
-        **SHORT,
+        **kwargs,
     )
     obs, _ = venv.reset(seed=11)
-    singles = [MarketMakingEnv(**SHORT) for _ in range(n)]
+    singles = [MarketMakingEnv(**kwargs) for _ in range(n)]
     single_obs = [env.reset(seed=11 + i)[0] for i, env in enumerate(singles)]
     np.testing.assert_array_equal(obs, np.stack(single_obs))
     pending = [False] * n
+    terminations = 0
     for t in range(steps):
         obs, reward, terminated, truncated, info = venv.step(actions[t])
         for i, env in enumerate(singles):
@@ -119,6 +145,8 @@ def test_vector_env_equals_single_envs(mode):
                     pending[i] = True
             else:
                 np.testing.assert_array_equal(obs[i], o)
+            terminations += bool(te)
+    return terminations
 
 
 def test_info_has_stable_keys_every_step():
@@ -524,10 +552,8 @@ def test_a_liquidated_agent_stays_out_when_the_episode_runs_on():
     # Within the alt's brackets a quoting maker is margined at twice its maintenance
     # and is not liquidated in oct10. With the same maintenance rates but 100x in
     # every bracket its 10x is never capped, and the crash liquidates it.
-    raw = load_raw("oct10")
-    alt = next(m for m in raw["exchange"]["markets"] if m["name"] == "ALTUSDT")
-    alt["brackets"] = [[row.floor, 100.0, row.mmr] for row in SMALL_ALT_BRACKETS]
-    env = MarketMakingEnv(scenario=raw, capital=1e6, terminate_on_liquidation=False)
+    kwargs = {**crash_liquidates_kwargs(), "horizon": None}  # the whole scenario
+    env = MarketMakingEnv(**kwargs, terminate_on_liquidation=False)
     batch = env.core.batch
     a, k = int(batch.agent_params.account[0]), int(batch.market_index[0])
     env.reset(seed=0)

@@ -22,6 +22,8 @@ from mmgym.core.codes import (
     LIMIT,
     MARKET,
     POST_ONLY,
+    S_ADL_COUNT,
+    S_LIQ_COUNT_SHORT,
 )
 from mmgym.scenario import build, load_scenario
 
@@ -85,8 +87,8 @@ def role(pp, a):
 
 
 def run_side_by_side(setup):
-    """Step both copies, comparing every array; count orders by (role, kind) and
-    the firms' withdrawals and returns."""
+    """Step both copies, comparing every array; count orders by (role, kind), the
+    firms' withdrawals and returns, short liquidations and ADL."""
     (ex, pp, ps), (twin_ex, twin_pp, twin_ps) = setup
     orders, moves = Counter(), Counter()
     for t in range(STEPS):
@@ -99,13 +101,15 @@ def run_side_by_side(setup):
             orders[role(pp, a), kind] += 1
         moves["left"] += int(np.sum(ps.away[0] > away))
         moves["returned"] += int(np.sum(ps.away[0] < away))
+        moves["short_liquidations"] += int(ex.state.market_stats[0, :, S_LIQ_COUNT_SHORT].sum())
+        moves["adl"] += int(ex.state.market_stats[0, :, S_ADL_COUNT].sum())
     return orders, moves
 
 
 @settings(max_examples=30, deadline=None, derandomize=True)
 @given(
     seed=st.integers(0, 2**32),
-    shock=st.floats(-0.2, -0.03),
+    shock=st.one_of(st.floats(-0.2, -0.03), st.floats(0.03, 0.2)),  # crash or squeeze
     long_share=st.floats(0.3, 0.9),
     obliged=st.booleans(),
     slippage=st.sampled_from([0.002, math.inf]),
@@ -118,6 +122,8 @@ def run_side_by_side(setup):
 )
 # Obliged firms whose duty size binds, quoting notional at a falling mark.
 @example(3, -0.2, 0.8, True, 0.002, 0.0, 0.0, "internal_book", True, True, 400000.0)
+# A short squeeze into a crowd of shorts: short stops, liquidations and ADL.
+@example(5, 0.2, 0.3, False, 0.002, 0.5, 2.0, "internal_book", True, True, 20000.0)
 def test_population_step_matches_its_twin(
     seed,
     shock,
@@ -156,6 +162,15 @@ def test_the_side_by_side_run_exercises_every_decision():
         ("anchor", IOC), ("momentum", MARKET), ("arbitrage", IOC),
     ]  # fmt: skip
     assert [o for o in expected if orders[o] == 0] == []
+
+
+def test_the_side_by_side_run_exercises_a_short_squeeze():
+    """A 15% squeeze into a crowd of shorts with a small fund: shorts are liquidated,
+    and the fund's limit reached, longs deleveraged."""
+    small_fund = {"exchange.insurance_fund": 1000.0}
+    setup = small_oct10(5, 0.15, 0.2, False, 0.002, 0.0, 0.0, "internal_book", **small_fund)
+    _, moves = run_side_by_side(setup)
+    assert moves["short_liquidations"] > 0 and moves["adl"] > 0
 
 
 def test_population_twin_uses_no_population_kernel():
