@@ -35,6 +35,9 @@ from .cli_types import add_overrides_argument, positive_int
 from .core import Exchange, ExchangeConfig, MarketConfig
 from .core.codes import (
     ACCEPTED,
+    ASK,
+    BID,
+    BUY,
     CANCEL,
     LIMIT,
     MARKET,
@@ -42,6 +45,7 @@ from .core.codes import (
     R_ORDER_ID,
     R_STATUS,
     RESULT_COLUMNS,
+    SELL,
 )
 from .core.margin import count_liquidatable
 from .core.state import allocate_state
@@ -137,8 +141,16 @@ def _reference_book_stream(book, events, p_market, p_cancel, target):
             seq += 1
 
 
+def _levels(state, slot):
+    """(price, lots) of one side of book 0, best first."""
+    n = int(state.n_levels[0, 0, slot])  # levels are stored worst first
+    prices = state.level_price[0, 0, slot, :n][::-1].tolist()
+    return list(zip(prices, state.level_qty[0, 0, slot, :n][::-1].tolist(), strict=True))
+
+
 def bench_reference(n_events: int, seed: int = 0) -> dict | None:
-    """The book stream through the pure-Python reference; checks both books agree."""
+    """The book stream through the pure-Python reference; checks that both books end
+    with the same levels (price and lots) on each side."""
     naive = _reference_module()
     if naive is None:
         return None
@@ -153,9 +165,10 @@ def bench_reference(n_events: int, seed: int = 0) -> dict | None:
     state = allocate_state(BOOK_CONFIG, 1)
     apply_book_stream(state, 0, 0, warm, *BOOK_MIX)
     apply_book_stream(state, 0, 0, events, *BOOK_MIX)
-    n_bids = int(state.n_levels[0, 0, 0])
-    bids = state.level_price[0, 0, 0, :n_bids][::-1].tolist()
-    agree = bids == [level.price for level in book.levels_best_first(1)]
+    agree = all(
+        _levels(state, slot) == [(lv.price, lv.qty) for lv in book.levels_best_first(side)]
+        for slot, side in ((BID, BUY), (ASK, SELL))
+    )
     return {
         "events": n_events,
         "seconds": elapsed,

@@ -2,7 +2,7 @@
 
 import pytest
 
-from mmgym.bench import main
+from mmgym.bench import bench_reference, main
 
 
 @pytest.mark.parametrize(
@@ -31,3 +31,9 @@ def test_env_figures_take_scenario_overrides(capsys):
         main(["--only", "engine", "--set", "population.makers.firms=0"])
     assert exit_info.value.code == 2
     assert "--only engine runs none" in capsys.readouterr().err
+
+
+def test_the_benchmarks_book_stream_ends_as_the_reference_books_does():
+    """The jitted book and the pure-Python one, fed the same mixed stream, end with the
+    same levels, prices and lots, on both sides."""
+    assert bench_reference(20_000, seed=3)["books_agree"]

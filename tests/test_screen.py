@@ -168,3 +168,23 @@ def test_screened_runs_equal_full_scans(name, seed):
                 assert np.array_equal(series, full.timeline[key][market], equal_nan=True), key
         else:
             assert np.array_equal(value, full.timeline[key], equal_nan=True), key
+
+
+def test_counting_liquidatable_accounts_matches_the_reference():
+    from mmgym.bench import margin_exchange
+    from mmgym.core.margin import count_liquidatable
+
+    ex = margin_exchange(300, seed=4)
+    naive = NaiveExchange(ex.config)
+    s = ex.state
+    for k, m in enumerate(naive.markets):
+        m.mark, m.collateral = float(s.mark_price[0, k]), float(s.collateral_price[0, k])
+    expected = 0
+    for a in range(1, 301):
+        acc = naive.accounts[a]
+        acc.cash, acc.kind = float(s.cash[0, a]), int(s.account_kind[0, a])
+        acc.pos = [int(p) for p in s.pos[0, a]]
+        acc.entry = [float(x) for x in s.entry[0, a]]
+        expected += naive.is_liquidatable(acc)
+    assert 0 < expected < 300  # random accounts on both sides of their margin
+    assert count_liquidatable(ex.params, ex.state, 0) == expected
