@@ -30,7 +30,9 @@ class Criterion(NamedTuple):
 
 
 def _pct(x):
-    return "n/a" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f}%"
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return f"{100 * x + 0.0:.1f}%"  # + 0.0: no "-0.0%"
 
 
 ALT = "alt"  # rows that need a thin alt perpetual
