@@ -232,8 +232,9 @@ def parse_scenario(data: dict) -> Scenario:
     )
 
 
-# Turnovers a step may draw on average: the step takes up to TURNOVERS_PER_STEP
-# (32), which a Poisson draw of mean 8 exceeds about once in 10**10 steps.
+# Turnovers a step may draw on average: a step carries out 32
+# (population.traders.TURNOVERS_PER_STEP), which a Poisson draw of mean 8
+# exceeds about once in 3 * 10**10 steps.
 MAX_TURNOVERS_PER_STEP = 8.0
 
 

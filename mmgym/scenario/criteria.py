@@ -32,7 +32,7 @@ class Criterion(NamedTuple):
 def _pct(x):
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "n/a"
-    return f"{100 * x + 0.0:.1f}%"  # + 0.0: no "-0.0%"
+    return f"{100 * x + 0.0:.1f}%"  # + 0.0 turns -0.0 into 0.0
 
 
 ALT = "alt"  # rows that need a thin alt perpetual

@@ -106,7 +106,11 @@ def depth_figures(depth, depth_pre, start, major_low_step, dt) -> dict:
 
 
 def summarise(scenario, timeline) -> dict:
-    """Floats describing the run; drops are positive fractions of the pre-shock level."""
+    """Floats describing the run; drops are positive fractions of the pre-shock level.
+
+    Liquidation figures (``liq_*``) are the perpetuals' positions; collateral sold
+    by liquidations on spot books is ``collateral_sold_notional`` and ``_count``.
+    """
     start, pre_lo = shock_window(scenario)
     pre = (pre_lo, start)
     roles = market_roles(scenario, timeline, pre)
