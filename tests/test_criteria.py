@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from mmgym.scenario.criteria import calm_criteria, oct10_criteria
+from mmgym.scenario.criteria import calm_criteria, oct10_criteria, oct10_figures
 
 # A run that meets every oct10 criterion with no room to spare.
 OCT10_EDGE = {
@@ -144,3 +144,21 @@ def test_stylised_facts_of_a_run_too_short_are_not_judged():
 @pytest.mark.parametrize("row, change", CALM_BREAKS)
 def test_each_calm_criterion_fails_just_past_its_threshold(row, change):
     assert _holds(calm_criteria({**CALM_EDGE, **change})) == [i != row for i in range(4)]
+
+
+def test_the_other_figures_say_when_there_was_no_adl_or_no_takeover():
+    base = {
+        **OCT10_EDGE,
+        "liq_share_peak_minute": 0.2,
+        "fund_drawdown": 0.5,
+        "adl_notional": 1e6,
+        "collateral_sold_notional": 2e6,
+    }
+    first_adl = {f.name: f.simulated for f in oct10_figures(base)}
+    assert first_adl["first ADL after the first takeover"] == "60 s"
+    assert first_adl["ADL notional over perp liquidations"] == "10.0%"
+    no_takeover = oct10_figures({**base, "first_takeover_minute": math.inf})
+    assert no_takeover[3].simulated == "ADL without a takeover"
+    assert oct10_figures({**base, "adl_count": 0.0})[3].simulated == "no ADL"
+    no_collateral = {k: v for k, v in base.items() if not k.startswith("collateral_depeg")}
+    assert oct10_figures(no_collateral)[4].simulated == "n/a (no collateral spot market)"

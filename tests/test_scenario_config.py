@@ -198,6 +198,11 @@ def test_nested_sections_built_in_python_are_checked_too():
             {"population.leveraged.holding_period": 100.0},
             r"population.leveraged.holding_period must be at least 625 s",
         ),
+        # A BTC lot (0.001) is worth 122 USDT at the start: no trader could open one.
+        (
+            {"switches.position_limits": 100.0},
+            r"switches.position_limits must be at least one lot of BTCUSDT .* 122 USDT",
+        ),
     ],
 )
 def test_a_population_a_step_cannot_carry_is_refused(changes, message):

@@ -345,7 +345,7 @@ def _open_leveraged(s, e, rng, scenario, layout, start, lot, deposits, holdings,
             lots = max(int(round(notional[i] / (price * lot[k]))), 1)
             limit = scenario.exchange.markets[k].position_limit
             if limit < math.inf:  # the position limit switch caps what traders open with
-                lots = min(lots, max(int(limit / (start[k] * lot[k])), 1))
+                lots = min(lots, int(limit / (start[k] * lot[k])))  # one lot at least
             value = lots * lot[k] * price
             _trade(s, e, a, int(desks[i]), k, sgn * lots, price, value)
             margin += value / leverage[i]

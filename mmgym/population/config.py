@@ -117,7 +117,9 @@ class Flow:
     index beyond ``anchor_bps``, up to ``anchor_capacity`` of position.
     Momentum traders follow the recent trend of the mark. Arbitrageurs trade
     the gap to the index beyond ``arb_bps`` with ``arb_capacity`` of
-    inventory; when blocked they have ``blocked_capacity`` of it. Limit
+    inventory; when blocked they have ``blocked_capacity`` of it. On a spot
+    market every role starts holding ``arb_capacity`` of coins, and the
+    capacities bound what it buys or sells from there, either way. Limit
     orders sit further from the mark when this venue's mark is more volatile
     than usual (the makers' ``base_volatility``): their distance is multiplied
     by 1 + ``limit_vol_scaling`` x (volatility ratio - 1) while the ratio is above 1.

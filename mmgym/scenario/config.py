@@ -218,6 +218,7 @@ def parse_scenario(data: dict) -> Scenario:
     _check_sizes(population, exchange_config)
     dt = check_number("dt", data.get("dt", 1.0), 0.0, 3600.0, lo_open=True)
     _check_turnover(population.leveraged, dt)
+    _check_position_limit(switches.position_limits, population, exchange_config)
     _check_loopers(population.loopers, exchange_config)
     return Scenario(
         name=data["name"],
@@ -249,6 +250,19 @@ def _check_turnover(leveraged, dt) -> None:
         )
 
 
+def _check_position_limit(limit, population, exchange) -> None:
+    """Leveraged traders open within the limit: it must allow one lot of each perpetual."""
+    if not population.leveraged.count:
+        return
+    for market in exchange.markets:
+        lot_value = market.lot_size * population.index[market.name].start
+        if market.kind == "perp" and limit < lot_value:
+            raise ConfigError(
+                f"switches.position_limits must be at least one lot of {market.name} at "
+                f"its start price, {lot_value:g} USDT, got {limit!r}"
+            )
+
+
 def _check_loopers(loopers, exchange) -> None:
     """A looper must start above its liquidation level (uniMMR), as every account does."""
     if loopers.count == 0:
@@ -256,6 +270,8 @@ def _check_loopers(loopers, exchange) -> None:
     ratio = next(m.collateral_ratio for m in exchange.markets if m.name == loopers.market)
     # Per unit of equity: coins worth `loop`, debt `loop - 1`, counted at `ratio`.
     level = exchange.unified_liquidation_level * exchange.borrow_mmr
+    if 1.0 - ratio + level <= 0.0:
+        return  # coins counted in full and no margin on debt: no loop is liquidated
     most = (1.0 + level) / (1.0 - ratio + level)
     if loopers.loop >= most:
         raise ConfigError(

@@ -16,7 +16,8 @@ from .summary import MIN_RETURNS
 
 class Criterion(NamedTuple):
     """One row of the calibration table; ``holds`` is None when the run is too short
-    to tell (``verdict`` gives the word the CLI and the report print)."""
+    to tell or lacks the market the row reads (``verdict`` gives the word the CLI
+    and the report print)."""
 
     name: str
     published: str
@@ -32,7 +33,7 @@ class Criterion(NamedTuple):
 def _pct(x):
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "n/a"
-    return f"{100 * x + 0.0:.1f}%"  # + 0.0 turns -0.0 into 0.0
+    return f"{round(100 * x, 1) + 0.0:.1f}%"  # + 0.0 turns a rounded -0.0 into 0.0
 
 
 ALT = "alt"  # rows that need a thin alt perpetual
@@ -179,7 +180,15 @@ class Figure(NamedTuple):
 def oct10_figures(base: dict) -> list[Figure]:
     """OCT10.md's other magnitudes, for the reader to compare (no verdict)."""
     perps = base["liq_notional_long"] + base["liq_notional_short"]
-    adl_after = (base["first_adl_minute"] - base["first_takeover_minute"]) * 60.0
+    if base["adl_count"] == 0:
+        adl_after = "no ADL"
+    elif math.isinf(base["first_takeover_minute"]):
+        adl_after = "ADL without a takeover"
+    else:
+        adl_after = f"{(base['first_adl_minute'] - base['first_takeover_minute']) * 60.0:.0f} s"
+    collateral = "n/a (no collateral spot market)"
+    if "collateral_depeg" in base:
+        collateral = f"${base['collateral_sold_notional'] / 1e6:.1f}M"
     return [
         Figure(
             "liquidations in the peak minute",
@@ -196,13 +205,13 @@ def oct10_figures(base: dict) -> list[Figure]:
         ),
         Figure(
             "first ADL after the first takeover",
-            "Hyperliquid: 61.7 s after the first liquidation",
-            f"{adl_after:.0f} s" if math.isfinite(adl_after) else "no ADL",
+            "Hyperliquid: first ADL 61.7 s after its first liquidation",
+            adl_after,
         ),
         Figure(
             "collateral sold by liquidations (spot)",
-            "Binance paid ~$283M to users liquidated through the depeg",
-            f"${base['collateral_sold_notional'] / 1e6:.1f}M",
+            "no total published (Binance compensated ~$283M of depeg losses)",
+            collateral,
         ),
     ]
 
