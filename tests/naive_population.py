@@ -43,8 +43,8 @@ from mmgym.core.codes import (
     SELL,
 )
 from mmgym.core.margin import equity, equity_and_mm
-from mmgym.core.orders import band_ticks
-from mmgym.core.step import advance, begin_step
+from mmgym.core.orders import band_ticks, process_order
+from mmgym.core.step import begin_step, end_step
 
 MASK64 = (1 << 64) - 1
 MAX_ARRIVALS = 64
@@ -462,12 +462,18 @@ def update_signals(params, state, pp, ps, e):
         ps.liq_signal[e, k] += alpha * (liq - ps.liq_signal[e, k])
 
 
-def population_step(params, state, pp, ps, e=0):
-    """One step of env ``e`` (the only env of ``state``): the population's
-    decisions here, the exchange's processing by the jitted engine."""
+def population_step(params, state, pp, ps, e=0, external=None, external_results=None):
+    """One step of env ``e``: the population's decisions here, each order
+    processed and the step ended by the jitted exchange. ``external[e]`` rows
+    (an agent's orders; rows of other envs skipped) go in first, as in the
+    fused step."""
     t = int(state.step[e])
     index = advance_index(pp, ps, e, t)
     begin_step(params, state, e, index)
+    if external is not None:
+        for r in range(external.shape[1]):
+            if external[e, r, O_ENV] == e:
+                apply_row(params, state, ps, e, external[e], r, external_results[e])
     update_stress(params, state, pp, ps, e)
     ps.n_buffer[e] = 0
     maker_orders(params, state, pp, ps, e)
@@ -475,13 +481,16 @@ def population_step(params, state, pp, ps, e=0):
     turnover_orders(params, state, pp, ps, e)
     stop_orders(state, pp, ps, e)
     looper_orders(state, pp, ps, e)
-    n = int(ps.n_buffer[e])
-    # ``advance`` starts the step again (the same index, budgets and zeroed
-    # flow statistics: nothing above changed them), applies the rows, ends it.
-    advance(params, state, ps.buffer[e, :n], ps.buffer_results[e, :n], index[None, :])
-    ps.n_orders[e] += n
-    for r in range(n):
-        if ps.buffer_results[e, r, R_STATUS] == REJECT_BOOK_FULL:
-            ps.book_full[e, ps.buffer[e, r, O_MARKET]] += 1
+    for r in range(int(ps.n_buffer[e])):
+        apply_row(params, state, ps, e, ps.buffer[e], r, ps.buffer_results[e])
     record_maker_orders(ps, e)
+    end_step(params, state, e)
     update_signals(params, state, pp, ps, e)
+
+
+def apply_row(params, state, ps, e, rows, r, results):
+    """The exchange processes one order; a full book is counted."""
+    process_order(params, state, rows, r, results)
+    ps.n_orders[e] += 1
+    if results[r, R_STATUS] == REJECT_BOOK_FULL:
+        ps.book_full[e, rows[r, O_MARKET]] += 1

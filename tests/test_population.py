@@ -78,7 +78,8 @@ def tiny(**changes):
     return raw
 
 
-def step(ex, pp, ps, n=1):
+def step(ex, pp, ps, n=1, external=None):
+    """``n`` fused steps; ``external`` (int64[1, R, 8]) rows are applied at each."""
     k = ex.config.n_markets
     firms = ps.stress_parts.shape[1]
     logs = Logs(
@@ -90,9 +91,9 @@ def step(ex, pp, ps, n=1):
         np.zeros((1, n), np.int64),
         np.zeros((1, n)),
     )
-    no_orders = np.zeros((1, 0, 8), np.int64)
-    no_results = np.zeros((1, 0, 3), np.int64)
-    run_episode(ex.params, ex.state, pp, ps, n, no_orders, no_results, np.zeros(k), logs)
+    orders = np.zeros((1, 0, 8), np.int64) if external is None else external
+    results = np.zeros((1, orders.shape[1], 3), np.int64)
+    run_episode(ex.params, ex.state, pp, ps, n, orders, results, np.zeros(k), logs)
     return logs
 
 

@@ -86,15 +86,22 @@ def role(pp, a):
     return "other"
 
 
-def run_side_by_side(setup):
+def run_side_by_side(setup, outside=None):
     """Step both copies, comparing every array; count orders by (role, kind), the
-    firms' withdrawals and returns, short liquidations and ADL."""
+    firms' withdrawals and returns, short liquidations and ADL. ``outside(t)``
+    gives each step's external rows (int64[1, R, 8]), applied before the
+    population's in both copies."""
     (ex, pp, ps), (twin_ex, twin_pp, twin_ps) = setup
     orders, moves = Counter(), Counter()
     for t in range(STEPS):
         away = ps.away[0].copy()
-        fused_step(ex, pp, ps)
-        population_step(twin_ex.params, twin_ex.state, twin_pp, twin_ps)
+        external = None if outside is None else outside(t)
+        fused_step(ex, pp, ps, external=external)
+        if external is None:
+            population_step(twin_ex.params, twin_ex.state, twin_pp, twin_ps)
+        else:
+            results = np.zeros((1, external.shape[1], 3), np.int64)
+            population_step(twin_ex.params, twin_ex.state, twin_pp, twin_ps, 0, external, results)
         diff = differences(ex.state, twin_ex.state) + differences(ps, twin_ps)
         assert not diff, f"step {t}: {diff} differ"
         for a, kind in ps.buffer[0, : ps.n_buffer[0], 2:4].tolist():
@@ -171,6 +178,32 @@ def test_the_side_by_side_run_exercises_a_short_squeeze():
     setup = small_oct10(5, 0.15, 0.2, False, 0.002, 0.0, 0.0, "internal_book", **small_fund)
     _, moves = run_side_by_side(setup)
     assert moves["short_liquidations"] > 0 and moves["adl"] > 0
+
+
+def test_external_orders_go_first_in_both_steps():
+    """An agent's orders (here random limit, market and cancel-all rows of a
+    well-funded account) enter the step before the population's: the twin
+    applies them as the fused step does, and the states stay equal."""
+    setup = small_oct10(11, -0.1, 0.87, False, 0.002, 0.0, 0.0, "internal_book")
+    pp = setup[0][1]
+    trader = pp.flow_start + 4 * 0 + 2  # the major's momentum account: 1e9 USDT, few orders
+    rng = np.random.default_rng(11)
+    sent = []
+
+    def outside(t):
+        rows = np.full((1, 4, 8), -1, np.int64)  # rows of env -1 are skipped
+        sent.append(int(rng.integers(0, 5)))
+        for r in range(sent[-1]):
+            kind = int(rng.choice([LIMIT, MARKET, CANCEL_ALL]))
+            side = int(rng.choice([1, -1]))
+            price = int(round(122_000 * (1 - side * rng.uniform(0.0, 0.01)) / 0.1))
+            rows[0, r] = [0, 0, trader, kind, side, price, int(rng.integers(1, 2000)), 0]
+        return rows
+
+    orders, _ = run_side_by_side(setup, outside)
+    ex, _, ps = setup[0]
+    assert ps.n_orders[0] == sum(orders.values()) + sum(sent)  # every external row applied
+    assert sum(sent) > 300 and ex.state.pos[0, trader, 0] != 0
 
 
 def test_population_twin_uses_no_population_kernel():
