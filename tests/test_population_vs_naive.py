@@ -209,17 +209,9 @@ def test_external_orders_go_first_in_both_steps():
 def test_population_twin_uses_no_population_kernel():
     """naive_population.py decides everything itself: it borrows only the exchange's
     kernels (matching, margin, prices), never the population's."""
-    import ast
-
     import naive_population
+    from test_engine_vs_naive import imported_modules
 
-    with open(naive_population.__file__) as fh:
-        tree = ast.parse(fh.read())
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            imported.add(("." * node.level) + (node.module or ""))
+    imported = imported_modules(naive_population)
     assert not any(name.startswith("mmgym.population") for name in imported), imported
     assert all(name.split(".")[0] in {"__future__", "math", "numpy", "mmgym"} for name in imported)
