@@ -364,7 +364,6 @@ class SignalTwin:
         self.average = list(self.mid)
         self.trend = [0.0] * len(ap.market)
         self.var = [1.0] * len(ap.market)
-        self.ret = [0.0] * len(ap.market)
         self.depth_ref = [max(float(s.market_stats[e, k, S_DEPTH]), 1.0) for k in ap.market]
         self.collateral_ref = self.collateral()
         self.fund = float(s.env_stats[e, E_INSURANCE_FUND])
@@ -419,14 +418,14 @@ class SignalTwin:
         out["time_sin"] = math.sin(2 * math.pi * clock / 86400)
         out["time_cos"] = math.cos(2 * math.pi * clock / 86400)
         out["elapsed"] = self.steps / ap.horizon
-        stats = s.market_stats
+        markets = s.market_stats[e]  # this step's statistics of every market
         flows = {
-            "liq_long": sum(s.market_stats[e, :, S_LIQ_NOTIONAL_LONG]),
-            "liq_short": sum(s.market_stats[e, :, S_LIQ_NOTIONAL_SHORT]),
-            "liq_count": sum(stats[e, :, S_LIQ_COUNT_LONG] + stats[e, :, S_LIQ_COUNT_SHORT]),
-            "adl_count": sum(s.market_stats[e, :, S_ADL_COUNT]),
-            "adl_notional": sum(s.market_stats[e, :, S_ADL_NOTIONAL]),
-            "volume": sum(s.market_stats[e, :, S_VOLUME]),
+            "liq_long": sum(markets[:, S_LIQ_NOTIONAL_LONG]),
+            "liq_short": sum(markets[:, S_LIQ_NOTIONAL_SHORT]),
+            "liq_count": sum(markets[:, S_LIQ_COUNT_LONG] + markets[:, S_LIQ_COUNT_SHORT]),
+            "adl_count": sum(markets[:, S_ADL_COUNT]),
+            "adl_notional": sum(markets[:, S_ADL_NOTIONAL]),
+            "volume": sum(markets[:, S_VOLUME]),
             "fund_drawdown": max(self.fund - s.env_stats[e, E_INSURANCE_FUND], 0.0),
             "socialised": s.socialised_loss[e] - self.socialised,
         }
