@@ -36,16 +36,18 @@ def _pct(x):
     return f"{round(100 * x, 1) + 0.0:.1f}%"  # + 0.0 turns a rounded -0.0 into 0.0
 
 
-ALT = "alt"  # rows that need a thin alt perpetual
-COLLATERAL = "collateral"  # rows that need a collateral spot market
-_NEEDS_KEY = {ALT: "alt_drop", COLLATERAL: "collateral_depeg"}
-_MISSING = {ALT: "n/a (no thin alt perpetual)", COLLATERAL: "n/a (no collateral spot market)"}
+# What a row reads from a market a scenario may lack: (a summary key it brings, the
+# cell when it is missing).
+ALT = ("alt_drop", "n/a (no thin alt perpetual)")
+COLLATERAL = ("collateral_depeg", "n/a (no collateral spot market)")
 
 
 def _row(name, published, needs, runs, simulated, holds) -> Criterion:
-    """A criterion, n/a when a run lacks the market it reads (``needs``)."""
-    if needs and any(_NEEDS_KEY[needs] not in r for r in runs):
-        return Criterion(name, published, _MISSING[needs], None)
+    """A criterion read from ``simulated()`` and ``holds()``, n/a when a run lacks the
+    market it reads (``needs``: ``ALT`` or ``COLLATERAL``)."""
+    key, missing = needs
+    if any(key not in r for r in runs):
+        return Criterion(name, published, missing, None)
     return Criterion(name, published, simulated(), holds())
 
 
@@ -71,13 +73,11 @@ def oct10_criteria(base: dict, conversion: dict | None, obliged: dict | None) ->
             lambda: f"{base['depth_recovery_minutes']:.0f} min",
             lambda: base["depth_recovery_minutes"] <= 60.0,
         ),
-        _row(
+        Criterion(
             "major falls 8-25%",
             "BTC -14% (122,574 -> 104,783)",
-            None,
-            b,
-            lambda: _pct(-base["major_drop"]),
-            lambda: 0.08 <= base["major_drop"] <= 0.25,
+            _pct(-base["major_drop"]),
+            0.08 <= base["major_drop"] <= 0.25,
         ),
         _row(
             "thin alt falls >= 50% at its trough",
@@ -87,39 +87,33 @@ def oct10_criteria(base: dict, conversion: dict | None, obliged: dict | None) ->
             lambda: _pct(-base["alt_drop"]),
             lambda: base["alt_drop"] >= 0.50,
         ),
-        _row(
+        Criterion(
             "long liquidations >= 4x short",
             "$16.7B / $2.5B = 6.7x",
-            None,
-            b,
-            lambda: f"{base['liq_long_short_ratio']:.1f}x",
-            lambda: base["liq_long_short_ratio"] >= 4.0,
+            f"{base['liq_long_short_ratio']:.1f}x",
+            base["liq_long_short_ratio"] >= 4.0,
         ),
-        _row(
+        Criterion(
             ">= 50% of liquidation notional in the densest 40 min",
             "70% within 40 min",
-            None,
-            b,
-            lambda: _pct(base["liq_share_densest_40min"]),
-            lambda: (
+            _pct(base["liq_share_densest_40min"]),
+            (
                 None
                 if math.isnan(base["liq_share_densest_40min"])
                 else base["liq_share_densest_40min"] >= 0.5
             ),
         ),
-        _row(
+        Criterion(
             "ADL only once the fund has hit its takeover limit",
             "ADL after liquidations drained the fund",
-            None,
-            b,
-            lambda: (
+            (
                 "no ADL"
                 if base["adl_count"] == 0
                 else f"fund use at ADL {_pct(base['fund_utilisation_at_adl'])}, "
                 f"first takeover min {base['first_takeover_minute']:.0f}, "
                 f"first ADL min {base['first_adl_minute']:.0f}"
             ),
-            lambda: base["adl_count"] == 0 or base["fund_utilisation_at_adl"] >= 0.99,
+            base["adl_count"] == 0 or base["fund_utilisation_at_adl"] >= 0.99,
         ),
         _row(
             "internal-book collateral depegs >= 20% after the price low",
@@ -135,13 +129,11 @@ def oct10_criteria(base: dict, conversion: dict | None, obliged: dict | None) ->
                 and base["collateral_depeg_minute"] >= base["major_low_minute"]
             ),
         ),
-        _row(
+        Criterion(
             "open interest drops 20-60%",
             "BTC -17%, alts > -50%, DEX perps -46%",
-            None,
-            b,
-            lambda: _pct(-base["open_interest_drop"]),
-            lambda: 0.20 <= base["open_interest_drop"] <= 0.60,
+            _pct(-base["open_interest_drop"]),
+            0.20 <= base["open_interest_drop"] <= 0.60,
         ),
     ]
     if conversion is not None:
@@ -186,8 +178,8 @@ def oct10_figures(base: dict) -> list[Figure]:
         adl_after = "ADL without a takeover"
     else:
         adl_after = f"{(base['first_adl_minute'] - base['first_takeover_minute']) * 60.0:.0f} s"
-    collateral = "n/a (no collateral spot market)"
-    if "collateral_depeg" in base:
+    collateral = COLLATERAL[1]
+    if COLLATERAL[0] in base:
         collateral = f"${base['collateral_sold_notional'] / 1e6:.1f}M"
     return [
         Figure(
