@@ -402,7 +402,7 @@ def turnover_orders(params, state, pp, ps, e):
 
 def reopen_lots(params, state, e, a, k):
     """The largest position whose initial margin, at the leverage its bracket allows, fits
-    in 90% of equity."""
+    in 90% of equity, within the position limit."""
     margin = REOPEN_MARGIN_USE * equity(params, state, e, a)
     unit = state.mark_price[e, k] * params.lot_size[k]
     floors = [f for f in params.bracket_floor[k] if f < math.inf]
@@ -414,6 +414,8 @@ def reopen_lots(params, state, e, a, k):
             lots = min(lots, math.ceil(floors[t + 1] / unit) - 1)
         if lots * unit >= floor:
             best = max(best, lots)
+    if params.position_limit[k] < math.inf:
+        best = min(best, int(params.position_limit[k] / unit))
     return best
 
 

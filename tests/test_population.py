@@ -14,6 +14,7 @@ from mmgym.core.codes import (
     LIMIT,
     MARKET,
     MARKET_STAT_NAMES,
+    PERP,
     POST_ONLY,
     SELL,
 )
@@ -88,7 +89,7 @@ def step(ex, pp, ps, n=1, external=None):
         np.zeros((1, n)),
         np.zeros((1, n, firms), np.int64),
         np.zeros((1, n, firms, len(STRESS_SIGNALS))),
-        np.zeros((1, n), np.int64),
+        np.zeros((1, n, k), np.int64),
         np.zeros((1, n)),
     )
     orders = np.zeros((1, 0, 8), np.int64) if external is None else external
@@ -300,6 +301,18 @@ def test_reopened_position_is_sized_within_the_brackets(leverage, lots):
     s.mark_price[0, 0] = 100.0
     s.leverage[0, trader] = leverage
     assert reopen_lots(ex.params, s, 0, trader, 0) == lots
+
+
+def test_reopened_position_stays_within_the_position_limit():
+    """At 2x, 18 lots of 100 USDT fit the margin (above); a 1,250 USDT limit leaves 12,
+    where a larger order would be refused whole."""
+    ex, pp, ps = build(load_scenario(one_long_trader(), position_limits=1250.0), [0])
+    s, trader = ex.state, pp.lev_start
+    s.pos[0, trader, 0] = 0
+    s.cash[0, trader] = 1000.0
+    s.mark_price[0, 0] = 100.0
+    s.leverage[0, trader] = 2.0
+    assert reopen_lots(ex.params, s, 0, trader, 0) == 12
 
 
 @pytest.mark.parametrize(
@@ -584,3 +597,19 @@ def test_same_seed_same_run_and_conservation():
     for result in (a, c):
         assert result.invariants["position_imbalance"] == 0
         assert result.invariants["cash_drift"] < 1e-3
+
+
+def test_each_step_logs_every_market_total_so_a_passing_drift_is_caught():
+    """The episode kernel logs each market's sum of positions at every step: a
+    perpetual's stays 0 and a spot book's stays at its deposits, and a change made
+    between steps shows in the next step's record, not only at the end."""
+    ex, pp, ps = build(load_scenario("calm"), [0])
+    deposits = ex.deposited_holdings[0].astype(np.int64)
+    perp = ex.params.market_kind == PERP
+    logs = step(ex, pp, ps, n=3)
+    assert np.all(logs.totals[0][:, perp] == 0)
+    assert np.all(logs.totals[0][:, ~perp] == deposits[~perp])
+    spot = int(np.flatnonzero(~perp)[0])
+    holder = int(np.argmax(ex.state.pos[0, :, spot]))
+    ex.state.pos[0, holder, spot] += 5
+    assert step(ex, pp, ps).totals[0, 0, spot] == deposits[spot] + 5

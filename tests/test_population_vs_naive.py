@@ -126,11 +126,14 @@ def run_side_by_side(setup, outside=None):
     unified=st.booleans(),
     at_mark=st.booleans(),
     duty_notional=st.sampled_from([20000.0, 400000.0]),
+    position_limit=st.sampled_from([math.inf, 50000.0]),
 )
 # Obliged firms whose duty size binds, quoting notional at a falling mark.
-@example(3, -0.2, 0.8, True, 0.002, 0.0, 0.0, "internal_book", True, True, 400000.0)
+@example(3, -0.2, 0.8, True, 0.002, 0.0, 0.0, "internal_book", True, True, 400000.0, math.inf)
 # A short squeeze into a crowd of shorts: short stops, liquidations and ADL.
-@example(5, 0.2, 0.3, False, 0.002, 0.5, 2.0, "internal_book", True, True, 20000.0)
+@example(5, 0.2, 0.3, False, 0.002, 0.5, 2.0, "internal_book", True, True, 20000.0, math.inf)
+# A position limit that caps the traders' turnovers and refuses the firms' larger quotes.
+@example(7, -0.1, 0.7, False, 0.002, 0.5, 2.0, "internal_book", True, True, 20000.0, 50000.0)
 def test_population_step_matches_its_twin(
     seed,
     shock,
@@ -143,8 +146,10 @@ def test_population_step_matches_its_twin(
     unified,
     at_mark,
     duty_notional,
+    position_limit,
 ):
     more = {
+        "position_limits": position_limit,
         "population.makers.unified": unified,
         "population.makers.quotes_at_mark": at_mark,
         "population.makers.limits_at_mark": at_mark,

@@ -15,7 +15,6 @@ from .._jit import inline_kernel, kernel
 from ..core.codes import (
     O_ENV,
     O_MARKET,
-    PERP,
     R_STATUS,
     REJECT_BOOK_FULL,
     S_LIQ_NOTIONAL_LONG,
@@ -96,19 +95,18 @@ def population_step(params, state, pp, ps, e, external, external_results, index)
 
 
 @kernel
-def audit(params, state, e):
-    """Largest |sum of positions| over perpetuals, and cash + fees - socialised loss."""
-    imbalance = 0
-    for k in range(params.market_kind.shape[0]):
-        if params.market_kind[k] == PERP:
-            total = 0
-            for a in range(state.cash.shape[1]):
-                total += state.pos[e, a, k]
-            imbalance = max(imbalance, abs(total))
+def audit(state, e, totals):
+    """Write each market's sum of positions (or spot holdings) into ``totals``;
+    return cash + fees - socialised loss."""
+    for k in range(totals.shape[0]):
+        total = 0
+        for a in range(state.cash.shape[1]):
+            total += state.pos[e, a, k]
+        totals[k] = total
     cash = state.fees_collected[e] - state.socialised_loss[e]
     for a in range(state.cash.shape[1]):
         cash += state.cash[e, a]
-    return imbalance, cash
+    return cash
 
 
 @kernel
@@ -130,6 +128,4 @@ def run_episode(params, state, pp, ps, n_steps, external, external_results, inde
                 logs.maker_away[e, t, f] = ps.away[e, f]
                 for i in range(ps.stress_parts.shape[2]):
                     logs.maker_stress[e, t, f, i] = ps.stress_parts[e, f, i]
-            imbalance, cash = audit(params, state, e)
-            logs.imbalance[e, t] = imbalance
-            logs.cash[e, t] = cash
+            logs.cash[e, t] = audit(state, e, logs.totals[e, t])

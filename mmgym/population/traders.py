@@ -65,7 +65,8 @@ def reopen_lots(params, state, e, a, k):
     """Lots of a new position whose initial margin is ``REOPEN_MARGIN_USE`` of equity.
 
     At the account's leverage, or at a bracket's lower maximum for a size in
-    that bracket: the largest position the margin opens in any bracket.
+    that bracket: the largest position the margin opens in any bracket, and
+    no larger than the market's position limit allows at the mark.
     """
     margin = REOPEN_MARGIN_USE * equity(params, state, e, a)
     unit = state.mark_price[e, k] * params.lot_size[k]
@@ -80,6 +81,9 @@ def reopen_lots(params, state, e, a, k):
             lots = min(lots, math.ceil(floors[t + 1] / unit) - 1)  # stay below the next floor
         if lots * unit >= floors[t]:
             best = max(best, lots)
+    if params.position_limit[k] < math.inf:
+        # The engine refuses an order past the limit, so it would reopen nothing.
+        best = min(best, int(params.position_limit[k] / unit))
     return best
 
 
