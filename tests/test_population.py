@@ -80,20 +80,20 @@ def tiny(**changes):
 
 
 def step(ex, pp, ps, n=1, external=None):
-    """``n`` fused steps; ``external`` (int64[1, R, 8]) rows are applied at each."""
-    k = ex.config.n_markets
+    """``n`` fused steps of every env; ``external`` (int64[E, R, 8]) rows are applied at each."""
+    envs, k = ex.n_envs, ex.config.n_markets
     firms = ps.stress_parts.shape[1]
     logs = Logs(
-        np.zeros((1, n, k, len(MARKET_STAT_NAMES))),
-        np.zeros((1, n, len(ENV_STAT_NAMES))),
-        np.zeros((1, n)),
-        np.zeros((1, n, firms), np.int64),
-        np.zeros((1, n, firms, len(STRESS_SIGNALS))),
-        np.zeros((1, n, k), np.int64),
-        np.zeros((1, n)),
+        np.zeros((envs, n, k, len(MARKET_STAT_NAMES))),
+        np.zeros((envs, n, len(ENV_STAT_NAMES))),
+        np.zeros((envs, n)),
+        np.zeros((envs, n, firms), np.int64),
+        np.zeros((envs, n, firms, len(STRESS_SIGNALS))),
+        np.zeros((envs, n, k), np.int64),
+        np.zeros((envs, n)),
     )
-    orders = np.zeros((1, 0, 8), np.int64) if external is None else external
-    results = np.zeros((1, orders.shape[1], 3), np.int64)
+    orders = np.zeros((envs, 0, 8), np.int64) if external is None else external
+    results = np.zeros((envs, orders.shape[1], 3), np.int64)
     run_episode(ex.params, ex.state, pp, ps, n, orders, results, np.zeros(k), logs)
     return logs
 

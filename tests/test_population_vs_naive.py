@@ -31,9 +31,10 @@ STEPS = 200
 
 
 def small_oct10(
-    seed, shock, long_share, obliged, slippage, fair_weight, requote_bps, pricing, **more
+    seed, shock, long_share, obliged, slippage, fair_weight, requote_bps, pricing, envs=1, **more
 ):
-    """About 150 accounts in the oct10 venue; the shock comes early and fast."""
+    """About 150 accounts in the oct10 venue; the shock comes early and fast. ``envs``
+    envs are seeded ``seed``, ``seed + 1``, ..."""
     shocks = [
         {"market": m, "start": 30, "duration": 90, "size": shock * beta, "rebound": 0.4,
          "rebound_duration": 60}
@@ -60,7 +61,8 @@ def small_oct10(
             **more,
         },
     )
-    return build(scenario, [seed]), build(scenario, [seed])
+    seeds = [seed + i for i in range(envs)]
+    return build(scenario, seeds), build(scenario, seeds)
 
 
 def differences(a, b):
@@ -87,10 +89,10 @@ def role(pp, a):
 
 
 def run_side_by_side(setup, outside=None):
-    """Step both copies, comparing every array; count orders by (role, kind), the
-    firms' withdrawals and returns, short liquidations and ADL. ``outside(t)``
-    gives each step's external rows (int64[1, R, 8]), applied before the
-    population's in both copies."""
+    """Step both copies, comparing every array (the twin steps each env in turn);
+    count env 0's orders by (role, kind), the firms' withdrawals and returns,
+    short liquidations and ADL. ``outside(t)`` gives each step's external rows
+    (int64[1, R, 8]), applied before the population's in both copies."""
     (ex, pp, ps), (twin_ex, twin_pp, twin_ps) = setup
     orders, moves = Counter(), Counter()
     for t in range(STEPS):
@@ -98,7 +100,8 @@ def run_side_by_side(setup, outside=None):
         external = None if outside is None else outside(t)
         fused_step(ex, pp, ps, external=external)
         if external is None:
-            population_step(twin_ex.params, twin_ex.state, twin_pp, twin_ps)
+            for e in range(ex.n_envs):
+                population_step(twin_ex.params, twin_ex.state, twin_pp, twin_ps, e)
         else:
             results = np.zeros((1, external.shape[1], 3), np.int64)
             population_step(twin_ex.params, twin_ex.state, twin_pp, twin_ps, 0, external, results)
@@ -183,6 +186,16 @@ def test_the_side_by_side_run_exercises_a_short_squeeze():
     setup = small_oct10(5, 0.15, 0.2, False, 0.002, 0.0, 0.0, "internal_book", **small_fund)
     _, moves = run_side_by_side(setup)
     assert moves["short_liquidations"] > 0 and moves["adl"] > 0
+
+
+def test_several_envs_in_one_call_match_the_twin_env_by_env():
+    """The fused step loops over envs in one call: each env keeps to its own rows
+    of every array (three seeds, three different crashes)."""
+    setup = small_oct10(13, -0.12, 0.87, False, 0.002, 0.5, 2.0, "internal_book", envs=3)
+    run_side_by_side(setup)
+    ex = setup[0][0]
+    assert not np.array_equal(ex.state.cash[0], ex.state.cash[1])
+    assert not np.array_equal(ex.state.cash[1], ex.state.cash[2])
 
 
 def test_external_orders_go_first_in_both_steps():
