@@ -201,6 +201,7 @@ def test_out_of_range_actions_are_clipped():
         ({"scenario": 3}, "scenario must be a name, a path, a mapping"),
         ({"regime": Obligation}, "got the class Obligation"),
         ({"regime": lambda accounting, extra: 0.0}, "custom regime is called with one argument"),
+        ({"capitol": 1}, r"unknown env argument\(s\) \['capitol'\]; allowed: \[.*'capital'"),
     ],
 )
 def test_bad_arguments_name_the_field(kwargs, message):
@@ -226,6 +227,33 @@ def test_dt_groups_engine_steps():
     step0 = int(env.core.batch.state.step[0])
     env.step(np.zeros(5, np.float32))
     assert env.core.batch.state.step[0] == step0 + 5
+
+
+def test_the_liquidations_column_sums_every_engine_step_of_an_env_step():
+    """oct10 through its crash, the agent not quoting: an env of 5 s steps sees the
+    liquidations of all 5 engine steps, as one of 1 s steps does over the same 5."""
+    from mmgym.core.codes import S_LIQ_NOTIONAL_LONG, S_LIQ_NOTIONAL_SHORT
+
+    kwargs = {"scenario": "oct10", "warmup": 3050, "terminate_on_liquidation": False}
+    coarse, fine = MarketMakingEnv(dt=5.0, **kwargs), MarketMakingEnv(**kwargs)
+    coarse.reset(seed=0)
+    fine.reset(seed=0)
+    batch = fine.core.batch
+    k, ref = int(batch.market_index[0]), batch.agent_params.liq_reference[0]
+    markets = fine.core.setup.markets
+    column = observation_names(markets).index(f"{markets[0]}.liquidations")
+    idle = np.array([0.0, 0.0, -1.0, -1.0, -1.0], np.float32)
+    seen = 0
+    for _ in range(40):
+        obs = coarse.step(idle)[0]
+        liq = 0.0
+        for _ in range(5):
+            fine.step(idle)
+            stats = batch.state.market_stats[0, k]
+            liq += stats[S_LIQ_NOTIONAL_LONG] + stats[S_LIQ_NOTIONAL_SHORT]
+        assert obs[column] == np.float32(np.log1p(liq / ref))
+        seen += liq > 0
+    assert seen > 5  # the window has liquidations to sum
 
 
 def test_renders():
@@ -274,6 +302,8 @@ def test_vector_env_rejects_bad_input():
     for seed in (True, 1.5, [1, 2, 3]):
         with pytest.raises(ValueError, match="seed must be an int, None or 2 seeds"):
             venv.reset(seed=seed)
+    with pytest.raises(ValueError, match="seed must be None or an integer >= 0, got -1"):
+        venv.reset(seed=-1)
     with pytest.raises(ConfigError, match="max_episode_steps must be in"):
         MarketMakingVectorEnv(num_envs=2, max_episode_steps=0)
 
@@ -377,6 +407,20 @@ def test_a_custom_reward_must_return_one_number_per_agent(returned, message):
     env.reset(seed=0)
     with pytest.raises(ValueError, match=message):
         env.step(np.zeros(5, np.float32))
+
+
+def test_a_custom_reward_can_call_a_built_in_regime():
+    from mmgym.env.rewards import Freedom
+
+    built_in, custom = (
+        MarketMakingEnv(**SHORT),
+        MarketMakingEnv(regime=lambda acc: Freedom()(acc), **SHORT),
+    )
+    built_in.reset(seed=3)
+    custom.reset(seed=3)
+    action = np.array([-0.5, -0.5, 0.5, 0.5, -1.0], np.float32)
+    for _ in range(20):
+        assert built_in.step(action)[1] == custom.step(action)[1]
 
 
 def test_reward_parts_follow_the_documented_formula_from_the_info():
@@ -595,6 +639,24 @@ def test_quote_size_is_usdt_at_the_current_price():
     assert min(mids) < 0.8 * max(mids)  # the alt fell while it quoted
     # The ask sits up to max_offset_bps (1%) above the fair price, a lot rounds down.
     assert top * 0.99 < min(notionals) and max(notionals) < top * 1.02
+
+
+def test_zero_offsets_quote_a_tick_either_side_of_a_fair_price_on_a_tick():
+    """Offsets at -1 (0 bps): both quotes post, the bid below the fair price and the
+    ask above, also on steps whose fair price falls on a tick."""
+    env = MarketMakingEnv()
+    batch = env.core.batch
+    ag, tick = batch.agent_state, batch.params.tick_size[int(batch.market_index[0])]
+    env.reset(seed=1)
+    on_tick = 0
+    for _ in range(60):
+        _, _, _, _, info = env.step(np.array([-1.0, -1.0, 1.0, 1.0, -1.0], np.float32))
+        fair = info["mid"] / tick
+        bid, ask = ag.quote_price[0, 0, 0]
+        assert info["quoted"] == 1.0 and bid < fair < ask
+        assert ask - bid <= 2  # no further than the next tick on either side
+        on_tick += fair == round(fair)
+    assert on_tick > 0  # the case that put both quotes on one tick
 
 
 def test_readme_env_section_is_generated_from_the_docstring():

@@ -131,10 +131,12 @@ def naive_orders(batch, e, actions, start):
                 lots = 0
                 if fraction >= ap.min_size and not ag.out[e, g]:  # an agent out only cancels
                     lots = int(fraction * ap.max_notional[m] / (fair * p.lot_size[k]))
+                # At least one tick from fair on each side, so the two never meet.
+                below, above = math.ceil(fair / tick) - 1, math.floor(fair / tick) + 1
                 if side == 0:
-                    price = max(math.floor(fair * (1 - offset) / tick), 1)
+                    price = max(min(math.floor(fair * (1 - offset) / tick), below), 1)
                 else:
-                    price = math.ceil(fair * (1 + offset) / tick)
+                    price = max(math.ceil(fair * (1 + offset) / tick), above)
                 oid = int(ag.quote_id[e, g, m, side])
                 live = [o for o in range(s.order_id.shape[2]) if oid and s.order_id[e, k, o] == oid]
                 if live:

@@ -147,6 +147,9 @@ def test_bad_arguments_and_step_before_reset():
         parallel_env(max_episode_steps=0)
     with pytest.raises(ValueError, match="options must be a dict or None"):
         parallel_env(**SHORT).reset(options="abc")
+    for seed in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="seed must be None or an integer >= 0"):
+            parallel_env(**SHORT).reset(seed=seed)
     with pytest.raises(ValueError, match="monitor must be True or False"):
         make_shared_sb3_vec_env(monitor="no", **SHORT)
 

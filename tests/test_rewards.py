@@ -44,9 +44,10 @@ from mmgym.env.step_record import INFO_KEYS, ROW, record_step
 
 
 def naive_presence(history: list[bool], window: int) -> float:
-    """Compliant share of the last ``window`` recorded steps."""
-    recent = history[-window:]
-    return sum(recent) / len(recent)
+    """Compliant share of the last ``window`` steps, those before the episode's
+    first counted as compliant."""
+    padded = [True] * window + history
+    return sum(padded[-window:]) / window
 
 
 ACCOUNT_KEYS = {

@@ -337,6 +337,7 @@ class MarketBatch:
             obs=np.zeros((e, g, self.obs_size), np.float32),
             accounting=np.zeros((e, g, N_ACCOUNTING)),
             env_accounting=np.zeros((e, N_ENV_ACCOUNTING)),
+            liq_flow=np.zeros((e, self.params.market_kind.shape[0])),
         )
 
     def reset_env(self, e: int, rng: np.random.Generator) -> None:

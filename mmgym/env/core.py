@@ -8,11 +8,12 @@ per-step ``info`` values under stable keys (``INFO_KEYS``).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping
 
 import numpy as np
 
-from ..core.config import check_fields, check_flag, check_number
+from ..core.config import ConfigError, check_fields, check_flag, check_number
 from ..scenario.runner import load_scenario
 from .batch import MarketBatch, agent_setup, compiled_entry
 from .rewards import Duties, ObligationMonitor, StepAccounting, make_regime
@@ -42,6 +43,13 @@ class EpisodeCore:
             "terminate_on_liquidation", terminate_on_liquidation
         )
         self.scenario = load_scenario(scenario, **mapping_or_none("overrides", overrides))
+        setup_names = list(inspect.signature(agent_setup).parameters)[1:]
+        unknown = sorted(set(setup_kwargs) - set(setup_names))
+        if unknown:
+            own = [n for n in inspect.signature(type(self)).parameters if n != "setup_kwargs"]
+            raise ConfigError(
+                f"unknown env argument(s) {unknown}; allowed: {sorted(own + setup_names)}"
+            )
         self.setup = agent_setup(self.scenario, **setup_kwargs)
         # Episodes end at the horizon or at a time limit (Gymnasium's
         # max_episode_steps), whichever comes first; observations keep

@@ -125,7 +125,7 @@ class AgentParams(NamedTuple):
     min_size: float  # size fraction below which a side is not quoted
     flatten: bool  # the action has a flatten column per market
     sigma: np.ndarray  # float64[M], usual per-engine-step volatility
-    liq_reference: np.ndarray  # float64[M], usual liquidation notional per step
+    liq_reference: np.ndarray  # float64[M], usual quoted notional (scale of liquidations)
     capital: float
     fund_reference: float
     stress_volatility: float  # stress when index volatility / usual exceeds this
@@ -166,6 +166,7 @@ class AgentState(NamedTuple):
     obs: np.ndarray  # float32[E, G, D]
     accounting: np.ndarray  # float64[E, G, N_ACCOUNTING]
     env_accounting: np.ndarray  # float64[E, N_ENV_ACCOUNTING]
+    liq_flow: np.ndarray  # float64[E, K], each market's liquidation notional over the env step
 
 
 @inline_kernel
@@ -270,10 +271,14 @@ def write_orders(params, state, ap, ag, e, actions):
                 lots = 0
                 if fraction >= ap.min_size and not ag.out[e, g]:
                     lots = int(fraction * ap.max_notional[m] / (fair * params.lot_size[k]))
+                # Strictly away from fair: a fair price on a tick would otherwise put
+                # both quotes on it, and the post-only ask would meet the agent's bid.
                 if s == 0:
-                    price = max(math.floor(fair * (1.0 - offset) / tick), 1)
+                    price = math.floor(fair * (1.0 - offset) / tick)
+                    price = max(min(price, math.ceil(fair / tick) - 1), 1)
                 else:
                     price = math.ceil(fair * (1.0 + offset) / tick)
+                    price = max(price, math.floor(fair / tick) + 1)
                 ag.present[e, g, m, s] = 0
                 oid = ag.quote_id[e, g, m, s]
                 o = find_order(state, e, k, oid)
@@ -406,9 +411,7 @@ def observe(params, state, pp, ps, ap, ag, e):
             inventory += abs(held) * mark
             if params.market_kind[k] == PERP:
                 upnl += lots * (mark - state.entry[e, a, k])
-            liq = state.market_stats[e, k, S_LIQ_NOTIONAL_LONG]
-            liq += state.market_stats[e, k, S_LIQ_NOTIONAL_SHORT]
-            obs[row + OB_LIQUIDATIONS] = math.log1p(liq / ap.liq_reference[m])
+            obs[row + OB_LIQUIDATIONS] = math.log1p(ag.liq_flow[e, k] / ap.liq_reference[m])
             obs[row + OB_ADL] = state.adl_quantile[e, a, k] / 4.0
             # Presence as posted this step, and the quotes' spread and sizes.
             obs[row + OB_BID_LIVE] = ag.present[e, g, m, 0]
@@ -466,6 +469,8 @@ def _clear_flows(ag, e):
         ev[i] = 0.0
     ev[EV_FUND_DRAWDOWN] = 0.0
     ev[EV_SOCIALISED] = 0.0
+    for k in range(ag.liq_flow.shape[1]):
+        ag.liq_flow[e, k] = 0.0
 
 
 @inline_kernel
@@ -475,6 +480,7 @@ def _add_flows(params, state, ag, e):
         stats = state.market_stats[e, k]
         ev[EV_LIQ_LONG] += stats[S_LIQ_NOTIONAL_LONG]
         ev[EV_LIQ_SHORT] += stats[S_LIQ_NOTIONAL_SHORT]
+        ag.liq_flow[e, k] += stats[S_LIQ_NOTIONAL_LONG] + stats[S_LIQ_NOTIONAL_SHORT]
         ev[EV_LIQ_COUNT] += stats[S_LIQ_COUNT_LONG] + stats[S_LIQ_COUNT_SHORT]
         ev[EV_ADL_COUNT] += stats[S_ADL_COUNT]
         ev[EV_ADL_NOTIONAL] += stats[S_ADL_NOTIONAL]
@@ -515,6 +521,9 @@ def env_warmup(params, state, pp, ps, ap, ag, e, n_steps, index):
     for _ in range(n_steps):
         population_step(params, state, pp, ps, e, ag.orders, ag.results, index)
     _clear_flows(ag, e)
+    for k in range(ag.liq_flow.shape[1]):  # the first observation sees the last engine step's
+        stats = state.market_stats[e, k]
+        ag.liq_flow[e, k] = stats[S_LIQ_NOTIONAL_LONG] + stats[S_LIQ_NOTIONAL_SHORT]
     ag.last_fund[e] = state.env_stats[e, E_INSURANCE_FUND]
     ag.last_socialised[e] = state.socialised_loss[e]
     ag.elapsed[e] = 0

@@ -31,7 +31,8 @@ class MarketMakingEnv(gym.Env):
     size, ask size, flatten intensity. Offsets map linearly from [-1, 1] to
     ``min_offset_bps..max_offset_bps`` of the fair price (mid of the other
     traders' best quotes, or the mark when a side has none), rounded away
-    from it to whole ticks. Sizes map
+    from it to whole ticks, the bid below the fair price and the ask above
+    (a fair price on a tick and a zero offset quote one tick either side). Sizes map
     from [-1, 1] to ``0..max_quote_notional`` USDT at the fair price, in whole
     lots; below ``min_size`` of the
     maximum the side is not quoted, so withdrawing is a legal action. Quotes
@@ -66,8 +67,9 @@ class MarketMakingEnv(gym.Env):
       of mark-to-market equity (fees and rebates included), I the absolute
       inventory notional at mark (on a spot book only what was bought or sold
       since the episode began: the collateral coin the agent starts with is
-      not inventory), k = ``inventory_penalty`` (1e-4: 20% of capital held
-      for an hour costs about 144 bps, twice the capital 4 bps a step).
+      not inventory), k = ``inventory_penalty`` (1e-4, charged per env step:
+      20% of capital held costs 0.04 bps a step, about 144 bps an hour of
+      1 s steps; twice the capital 4 bps a step).
     * ``obligation``: freedom ``+ rebate * compliant - penalty * breach *
       (1 - compliant)``: a step is compliant when both sides are posted with
       spread at most ``max_spread_bps`` (tripled under stress) and at least

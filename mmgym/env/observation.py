@@ -34,7 +34,12 @@ MARKET_FIELDS = (
         -INF,
         INF,
     ),
-    ("liquidations", "log(1 + liquidation notional / usual quoted notional)", 0.0, INF),
+    (
+        "liquidations",
+        "log(1 + liquidation notional over the step / usual quoted notional)",
+        0.0,
+        INF,
+    ),
     ("adl_quantile", "own ADL light / 4 (1 = first in line)", 0.0, 1.0),
     ("bid_live", "1 if the agent's bid was posted this step", 0.0, 1.0),
     ("ask_live", "1 if the agent's ask was posted this step", 0.0, 1.0),

@@ -120,6 +120,10 @@ class MarketMakingParallelEnv(ParallelEnv):
         """A fresh exchange with every agent back: ``(observations, infos)`` by agent."""
         mapping_or_none("options", options)  # keys this env does not read are ignored
         if seed is not None or self.np_random is None:
+            if seed is not None and (
+                isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0
+            ):
+                raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
             self.np_random, _ = seeding.np_random(seed)
         obs = self.core.reset(0, self.np_random)
         self.agents = list(self.possible_agents)

@@ -59,7 +59,8 @@ class Duties:
     the quoted spread is at most ``max_spread_bps`` (times
     ``stress_multiplier`` while the stress indicator is on) and each side is
     at least ``min_notional`` USDT. Presence is the compliant share of the
-    last ``window`` steps; the agent is in breach while it is below
+    last ``window`` steps, those before the episode's first counted as
+    compliant (so it starts at 1); the agent is in breach while it is below
     ``min_presence``.
     """
 
@@ -104,7 +105,11 @@ class ObligationMonitor:
 
 
 class Regime:
-    """Base of the built-in regimes: ``parts`` gives the named terms, the reward is their sum."""
+    """Base of the built-in regimes: ``parts`` gives the named terms, the reward is their sum.
+
+    Calling a regime gives that sum, so a custom reward can build on a built-in
+    one: ``regime=lambda acc: Freedom()(acc) - 0.1 * acc.fund_drawdown``.
+    """
 
     name = "regime"
 

@@ -50,7 +50,11 @@ INFO_FIELDS = (
         "episode began (perpetuals: the positions), USDT",
     ),
     ("flattened", "notional sent to flatten the inventory this step, USDT"),
-    ("margin_ratio", "maintenance margin / margin equity (liquidation at 1)"),
+    (
+        "margin_ratio",
+        "maintenance margin / margin equity (liquidation at 1), capped at 10 "
+        "(10 when margin equity is 0 or less)",
+    ),
     ("liquidated", "1 from the step the agent's account is liquidated or bankrupt on"),
     ("quoted", "1 if both sides of every quoted market were posted"),
     ("spread_bps", "widest quoted spread, bps (inf when not quoting both sides)"),
@@ -157,7 +161,9 @@ def record_step(accounting, env_accounting, duty_params, history, count, met, ta
             met[slot] += (1 if compliant else 0) - (1 if history[slot, ring] else 0)
             history[slot, ring] = compliant
             count[slot] += 1
-            presence = met[slot] / min(count[slot], window)
+            # Steps before the episode's first count as compliant: presence starts
+            # at 1 and one early miss costs what any single miss does.
+            presence = (met[slot] + max(window - count[slot], 0)) / window
             table[_COMPLIANT, e, g] = 1.0 if compliant else 0.0
             table[_PRESENCE, e, g] = presence
             table[_BREACH, e, g] = 1.0 if presence < min_presence else 0.0
