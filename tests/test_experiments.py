@@ -45,6 +45,10 @@ def test_quick_experiment_writes_table_figures_and_json(quick_run):
         assert text.count(f"| {regime} | 0 |") == len(EVAL_SCENARIOS)  # per training seed
     # The oct10 window reaches the shock: the stress indicator turns on.
     assert max(results["series"]["freedom"]["stressed"]) == 1
+    # Each run directory records the experiment's command, as results.json does.
+    command = f"python -m mmgym.experiments.incentives --quick --no-progress --out {out}"
+    assert results["command"] == command
+    assert (out / "runs" / "freedom-0" / "command.txt").read_text().strip() == command
 
 
 @pytest.mark.smoke

@@ -24,3 +24,17 @@ def test_bad_arguments_fail_before_the_output_directory(args, message, capsys, t
     assert exit_info.value.code == 2
     assert message in capsys.readouterr().err
     assert not out.exists()
+
+
+def test_an_output_directory_with_a_used_run_fails_before_training(capsys, tmp_path):
+    """A clash on the last regime's run is found before the first regime trains."""
+    out = tmp_path / "out"
+    used = out / "runs" / "liability-0"
+    used.mkdir(parents=True)
+    (used / "model.zip").write_text("an earlier run")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["--quick", "--out", str(out)])
+    assert exit_info.value.code == 2
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert f"--out: {used} exists and is not empty" in last
+    assert sorted(p.name for p in (out / "runs").iterdir()) == ["liability-0"]

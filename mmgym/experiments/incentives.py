@@ -9,9 +9,10 @@ and what do obligations or liability do to the cascade?
 For each regime (``freedom``, ``obligation``, ``liability``) and training
 seed, PPO trains a market maker on ``oct10`` (episodes start at a random
 time before the shock, so the clock does not reveal it, and run to their
-horizon even when the maker is liquidated, as in the evaluation). Every trained
-policy and every baseline is then evaluated under each regime on ``oct10``
-and ``calm`` with held-out seeds. The output directory gets:
+horizon even when the maker is liquidated, as in the evaluation). Each trained
+policy is then evaluated under the regime it was trained under, and every
+baseline under each regime, on ``oct10`` and ``calm`` with held-out seeds.
+The output directory gets:
 
 * ``results.md``: per scenario and regime, mean and 95% interval of MM
   presence in the stress window, 1% depth trough, alt price trough,
@@ -32,6 +33,7 @@ import dataclasses
 import json
 import math
 import multiprocessing
+import shlex
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -40,6 +42,7 @@ from pathlib import Path
 import numpy as np
 
 REGIMES = ("freedom", "obligation", "liability")
+COMMAND = ("python", "-m", "mmgym.experiments.incentives")  # how the experiment is run
 TRAIN_SCENARIO = "oct10"
 EVAL_SCENARIOS = ("oct10", "calm")
 TABLE = (
@@ -125,14 +128,17 @@ def train_one(budget: Budget, out: Path, regime: str, seed: int, argv, progress_
     return fps
 
 
-def train_policies(budget: Budget, out: Path, progress_bar: bool, jobs: int = 1) -> dict:
+def train_policies(
+    budget: Budget, out: Path, progress_bar: bool, jobs: int = 1, command=COMMAND
+) -> dict:
     """Train one PPO maker per (regime, seed), ``jobs`` at a time in separate processes
     (each run is seeded, so the result does not depend on ``jobs``); return
-    {regime: [(seed, policy loaded from its run directory, fps)]}."""
+    {regime: [(seed, policy loaded from its run directory, fps)]}. Each run directory
+    records ``command``, the experiment's command line as words."""
     from agents.runs import load_run
 
     runs = [(regime, seed) for regime in budget.regimes for seed in budget.train_seeds]
-    argv = list(sys.argv)
+    argv = list(command)
     if jobs == 1:
         fps = [train_one(budget, out, r, s, argv, progress_bar) for r, s in runs]
     else:
@@ -285,7 +291,7 @@ def figure(regime: str, series: dict, path: Path) -> None:
 def main(argv=None) -> None:
     """Command line: train, evaluate and report (see the module docstring)."""
     parser = argparse.ArgumentParser(
-        prog="python -m mmgym.experiments.incentives", description=__doc__.split("\n")[0]
+        prog=" ".join(COMMAND), description=__doc__.split("\n")[0]
     )
     parser.add_argument("--quick", action="store_true", help="tiny budget, for CI")
     parser.add_argument("--total-timesteps", type=int, help="training steps per run")
@@ -298,7 +304,10 @@ def main(argv=None) -> None:
         "--jobs", type=int, default=1, help="training runs at a time, one process each (1)"
     )
     parser.add_argument(
-        "--config", type=Path, help="PPO hyperparameters YAML (configs/hyperparams/ppo.yaml)"
+        "--config",
+        type=Path,
+        help="PPO hyperparameters YAML (configs/hyperparams/ppo.yaml); its n_timesteps and "
+        "n_envs give way to the experiment's budget (--total-timesteps, --n-envs)",
     )
     parser.add_argument(
         "--regimes", nargs="+", choices=REGIMES, help="regimes to train and evaluate (all)"
@@ -342,15 +351,21 @@ def main(argv=None) -> None:
 
     torch.set_num_threads(1)  # small MLPs: one thread is faster than contending for two
     out = args.out or Path("runs") / time.strftime("incentives-%Y%m%d-%H%M%S")
+    for regime in budget.regimes:  # a clash fails now, not after the earlier regimes' training
+        for seed in budget.train_seeds:
+            run_dir = out / "runs" / f"{regime}-{seed}"
+            if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+                parser.error(f"--out: {run_dir} exists and is not empty; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    trained = train_policies(budget, out, not args.no_progress, args.jobs)
+    given = sys.argv[1:] if argv is None else list(argv)
+    command = [*COMMAND, *given]
+    trained = train_policies(budget, out, not args.no_progress, args.jobs, command)
     results = evaluate_all(trained, budget)
     results["budget"] = dataclasses.asdict(budget)
     results["training_fps"] = {r: [fps for _, _, fps in runs] for r, runs in trained.items()}
     results["seconds"] = time.perf_counter() - start
-    given = sys.argv[1:] if argv is None else argv
-    results["command"] = " ".join(["python -m mmgym.experiments.incentives", *given])
+    results["command"] = shlex.join(command)
     (out / "results.json").write_text(json.dumps(results, indent=1))
     table = markdown(results, budget)
     (out / "results.md").write_text(table)

@@ -40,7 +40,16 @@ from ..core.codes import ADL_FORMULA_NAMES
 from ..core.config import ConfigError, ExchangeConfig, check_choice, check_number
 from ..population.config import Population, from_mapping
 
-CONFIG_DIR = Path(__file__).resolve().parents[2] / "configs"
+
+def _config_dir() -> Path:
+    """The scenario and hyperparameter files: the copy a wheel installs with the
+    package (``mmgym/_configs``), else the source checkout's ``configs/``."""
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "_configs"
+    return installed if installed.is_dir() else package.parent / "configs"
+
+
+CONFIG_DIR = _config_dir()
 TOP_KEYS = (
     "name",
     "description",
