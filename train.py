@@ -1,6 +1,6 @@
 """Train a market maker on an mmgym scenario with Stable-Baselines3, then compare it.
 
-    python train.py                                  # PPO on calm, a few minutes
+    python train.py                                  # PPO on calm, 1-2 minutes once compiled
     python train.py --scenario oct10 --regime obligation --total-timesteps 1000000
     python train.py --algo sac --config my_sac.yaml --run-dir runs/sac-test
     python train.py --resume runs/<dir> --total-timesteps 200000
@@ -71,7 +71,12 @@ def parser() -> argparse.ArgumentParser:
         type=positive_int,
         help="parallel envs, at most 4096 (default: the config's)",
     )
-    p.add_argument("--seed", type=seed_int, default=0, help="training seed (default: 0)")
+    p.add_argument(
+        "--seed",
+        type=seed_int,
+        help="training seed (default: 0, or the resumed run's; a resumed run seeds its envs "
+        "with seed + the steps already trained)",
+    )
     p.add_argument(
         "--config",
         help="hyperparameter YAML (default configs/hyperparams/<algo>.yaml, or the resumed "
@@ -85,8 +90,8 @@ def parser() -> argparse.ArgumentParser:
         "--eval-seeds",
         type=seed_int,
         nargs="*",
-        default=[1000, 1001, 1002],
-        help="held-out seeds of the final evaluation; none skips it (default: 1000 1001 1002)",
+        help="distinct held-out seeds of the final evaluation; none skips it "
+        "(default: 1000 1001 1002, or the resumed run's)",
     )
     p.add_argument(
         "--horizon",
@@ -99,6 +104,15 @@ def parser() -> argparse.ArgumentParser:
         help="skip the throughput comparison with CartPole-v1 (Pendulum-v1 for sac)",
     )
     return p
+
+
+def flag_message(message: str, args: dict) -> str:
+    """``message`` with the ``plan_run`` argument it starts with (``n_envs must ...``,
+    ``resume: ...``) named by its flag (``--n-envs must ...``)."""
+    field = message.split(" ", 1)[0].rstrip(":")
+    if field not in args:
+        return message
+    return "--" + field.replace("_", "-") + message[len(field) :]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -122,7 +136,7 @@ def main(argv: list[str] | None = None) -> None:
             yardstick=not args.no_yardstick,
         )
     except ConfigError as error:
-        p.error(str(error))
+        p.error(flag_message(str(error), vars(args)))
     # Small MLPs: one thread is several times faster than threads contending for 2 cores.
     torch.set_num_threads(1)
     hp = plan.hp

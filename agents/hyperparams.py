@@ -25,7 +25,9 @@ from mmgym.core.config import ConfigError, check_choice, check_number
 CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "hyperparams"
 SECTIONS = ("default", ENV_ID)
 ALGOS = ("ppo", "sac", "recurrent_ppo")
+OFF_POLICY = ("sac",)  # algorithms that learn from a replay buffer
 MAX_ENVS = 4096  # parallel envs of one training run
+SAC_LEARNING_STARTS = 100  # SB3's default
 POLICIES = {"ppo": ("MlpPolicy",), "sac": ("MlpPolicy",), "recurrent_ppo": ("MlpLstmPolicy",)}
 ACTIVATIONS = {
     "tanh": nn.Tanh,
@@ -76,6 +78,14 @@ def auto_or(check, initial=False):
         raise ConfigError(f"{name} must be a number, {allowed}, got {v!r}")
 
     return checked
+
+
+def gradient_steps(name, v):
+    """SAC's ``gradient_steps``: -1 (one per env step collected) or an integer >= 1."""
+    v = check_number(name, v, integer=True)
+    if v != -1 and not 1 <= v <= 2**62:
+        raise ConfigError(f"{name} must be -1 or in [1, {2**62}], got {v!r}")
+    return v
 
 
 def layers(name, v):
@@ -138,10 +148,10 @@ ALGO_KWARGS = {
         "buffer_size": integer(1),
         "learning_starts": integer(0),
         "batch_size": integer(1),
-        "tau": real(0.0, 1.0),
+        "tau": real(0.0, 1.0, lo_open=True),  # 0 would freeze the target networks
         "gamma": real(0.0, 1.0),
         "train_freq": integer(1),
-        "gradient_steps": integer(-1),
+        "gradient_steps": gradient_steps,
         "ent_coef": auto_or(real(0.0), initial=True),
         "target_update_interval": integer(1),
         "target_entropy": auto_or(real()),  # SB3 reads no auto_<x> here
@@ -252,8 +262,12 @@ def read_file(path) -> dict:
     return merged
 
 
-def resolve(algo: str, raw: dict, **overrides) -> Hyperparams:
-    """Validate merged settings ``raw`` for ``algo``; ``overrides`` (not None) replace keys."""
+def resolve(algo: str, raw: dict, trained: int = 0, **overrides) -> Hyperparams:
+    """Validate merged settings ``raw`` for ``algo``; ``overrides`` (not None) replace keys.
+
+    ``trained`` is the number of steps a resumed model has already trained:
+    they count towards SAC's ``learning_starts``.
+    """
     check_choice("algo", algo, ALGOS)
     raw = {**raw, **{k: v for k, v in overrides.items() if v is not None}}
     kwargs_schema = ALGO_KWARGS[algo]
@@ -281,6 +295,21 @@ def resolve(algo: str, raw: dict, **overrides) -> Hyperparams:
                 f"n_steps * n_envs must be at least 2 with normalize_advantage, "
                 f"got {n_steps} * {n_envs}"
             )
+    if algo == "recurrent_ppo":
+        _check_lstm(checked.get("policy_kwargs", {}))
+    if algo == "sac":
+        # SB3 trains only once more than learning_starts steps are done.
+        starts = checked.get("learning_starts", SAC_LEARNING_STARTS)
+        n = checked["n_timesteps"]
+        if starts >= trained + n:
+            below = f"n_timesteps {n}"
+            if trained:
+                below = f"{trained} steps already trained + {below}"
+            default = "" if "learning_starts" in checked else " (SB3's default)"
+            raise ConfigError(
+                f"learning_starts must be in [0, {trained + n - 1}] (below {below}) or SAC "
+                f"never trains, got {starts}{default}"
+            )
     return Hyperparams(
         algo=algo,
         n_timesteps=checked["n_timesteps"],
@@ -292,13 +321,29 @@ def resolve(algo: str, raw: dict, **overrides) -> Hyperparams:
     )
 
 
-def load_hyperparams(algo: str, path=None, **overrides) -> Hyperparams:
+def _check_lstm(policy_kwargs: dict) -> None:
+    """sb3-contrib's rules for a shared LSTM: the critic reads the actor's LSTM, so it has
+    none of its own, and both read the same features."""
+    if not policy_kwargs.get("shared_lstm", False):
+        return
+    if policy_kwargs.get("enable_critic_lstm", True):
+        raise ConfigError(
+            "policy_kwargs.enable_critic_lstm must be false with shared_lstm: true "
+            "(it defaults to true)"
+        )
+    if not policy_kwargs.get("share_features_extractor", True):
+        raise ConfigError(
+            "policy_kwargs.share_features_extractor must be true with shared_lstm: true, got false"
+        )
+
+
+def load_hyperparams(algo: str, path=None, trained: int = 0, **overrides) -> Hyperparams:
     """Read, merge and validate ``path`` (default ``configs/hyperparams/<algo>.yaml``);
-    errors name the file and the key."""
+    errors name the file and the key. ``trained``: as in ``resolve``."""
     check_choice("algo", algo, ALGOS)
     path = default_path(algo) if path is None else Path(path)
     raw = read_file(path)
     try:
-        return resolve(algo, raw, **overrides)
+        return resolve(algo, raw, trained, **overrides)
     except ConfigError as error:
         raise ConfigError(f"{path}: {error}") from None

@@ -1,7 +1,8 @@
 """Run directories: what a training run writes, and loading a trained model back.
 
 A run directory holds ``model.zip`` (final model), ``vecnormalize.pkl``
-(observation/reward statistics, when normalised), ``config.yaml`` (resolved
+(observation/reward statistics, when normalised), ``replay_buffer.pkl`` (an
+off-policy model's, for resuming), ``config.yaml`` (resolved
 hyperparameters, loadable with ``--config``), ``args.json``, ``command.txt``,
 ``versions.json``, ``checkpoints/``, ``tb/`` (TensorBoard), and after the run
 ``throughput.json`` and ``evaluation.md``.
@@ -27,6 +28,7 @@ from .hyperparams import Hyperparams, load_hyperparams
 
 MODEL = "model.zip"
 VECNORMALIZE = "vecnormalize.pkl"
+REPLAY_BUFFER = "replay_buffer.pkl"
 CONFIG = "config.yaml"
 ARGS = "args.json"
 COMMAND = "command.txt"

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import time
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -20,12 +21,13 @@ from .algorithms import algorithm_class
 from .baselines import BASELINES, make_baseline
 from .callbacks import EpisodeMetrics
 from .evaluation import Evaluation, evaluate
-from .hyperparams import MAX_ENVS, Hyperparams, default_path, load_hyperparams
+from .hyperparams import MAX_ENVS, OFF_POLICY, Hyperparams, default_path, load_hyperparams
 from .runs import (
     ARGS,
     CHECKPOINTS,
     CONFIG,
     MODEL,
+    REPLAY_BUFFER,
     TENSORBOARD,
     VECNORMALIZE,
     NormalizedPolicy,
@@ -35,6 +37,7 @@ from .runs import (
 )
 
 N_CHECKPOINTS = 5  # checkpoints over a run
+SEEDS = 2**32  # numpy's seed range
 
 
 @dataclasses.dataclass(frozen=True)
@@ -46,7 +49,8 @@ class Plan:
     scenario_name: str
     regime: str
     horizon: int | None
-    seed: int
+    seed: int  # the run's seed (a resumed run's own unless given)
+    trained: int  # steps the resumed model has already trained (0 for a new run)
     config: Path
     run_dir: Path
     resume: Path | None
@@ -73,9 +77,25 @@ class Plan:
             "env_kwargs": self.env_kwargs,
         }
 
+    @property
+    def env_seed(self) -> int:
+        """The seed of this segment's envs (env i takes ``env_seed + i``) and of SB3's
+        generators: ``(seed + trained) mod 2**32``. A new run takes ``seed``; a resumed
+        one starts past every env seed of its earlier segments (each trained at least one
+        step of each of its envs), so short of 2**32 steps it replays none of their
+        episodes."""
+        return (self.seed + self.trained) % SEEDS
 
-# Settings a saved model is built with: a resumed run must keep them.
-FIXED_ON_RESUME = ("policy", "policy_kwargs", "normalize", "use_sde", "ent_coef", "target_entropy")
+
+# Settings a saved model is built with: a resumed run must keep them. SAC's entropy
+# coefficient is a learned parameter when "auto", and its replay buffer holds
+# buffer_size transitions in one column per env.
+_FIXED = ("policy", "policy_kwargs", "normalize", "use_sde")
+FIXED_ON_RESUME = {
+    "ppo": _FIXED,
+    "recurrent_ppo": _FIXED,
+    "sac": (*_FIXED, "ent_coef", "target_entropy", "buffer_size", "n_envs"),
+}
 
 
 def plan_run(
@@ -84,24 +104,27 @@ def plan_run(
     algo: str | None = None,
     total_timesteps: int | None = None,
     n_envs: int | None = None,
-    seed: int = 0,
+    seed: int | None = None,
     config=None,
     run_dir=None,
     resume=None,
-    eval_seeds=(1000, 1001, 1002),
+    eval_seeds=None,
     horizon: int | None = None,
     yardstick: bool = True,
     env_kwargs: dict | None = None,
 ) -> Plan:
     """Check every argument before anything is built; ConfigError naming the field.
 
-    ``scenario`` defaults to ``calm`` and ``regime`` to ``freedom``. ``algo``
-    defaults to ``ppo``, ``config`` to ``configs/hyperparams/<algo>.yaml``.
-    ``total_timesteps`` and ``n_envs`` override the config. When resuming,
-    every argument not given (None) is the resumed run's, ``config`` its
-    ``config.yaml``; a config given instead may change the algorithm's
-    settings (learning rate, rollout, ...) but not those the saved model is
-    built with (``FIXED_ON_RESUME``).
+    ``scenario`` defaults to ``calm``, ``regime`` to ``freedom``, ``seed`` to 0
+    and ``eval_seeds`` to (1000, 1001, 1002) (distinct; empty skips the
+    evaluation). ``algo`` defaults to ``ppo``, ``config`` to
+    ``configs/hyperparams/<algo>.yaml``. ``total_timesteps`` and ``n_envs``
+    override the config. When resuming, every argument not given (None) is
+    the resumed run's, ``config`` its ``config.yaml``; a config given instead
+    may change the algorithm's settings (learning rate, rollout, ...) but not
+    those the saved model is built with (``FIXED_ON_RESUME``). A resumed run
+    seeds its envs past the earlier ones (``Plan.env_seed``), and an
+    off-policy one needs the run's ``replay_buffer.pkl``.
     """
     saved = {}
     if resume is not None:
@@ -112,24 +135,36 @@ def plan_run(
         if algo is not None and algo != saved["algo"]:
             raise ConfigError(f"algo: the resumed run used {saved['algo']!r}, got {algo!r}")
         algo = saved["algo"]
+        if algo in OFF_POLICY and not (resume / REPLAY_BUFFER).is_file():
+            raise ConfigError(
+                f"resume: {str(resume)!r} has no {REPLAY_BUFFER}; an off-policy run ({algo}) "
+                "goes on only with the transitions it learned from"
+            )
         config = resume / CONFIG if config is None else config
         horizon = saved["horizon"] if horizon is None else horizon
         env_kwargs = saved["env_kwargs"] if env_kwargs is None else env_kwargs
     scenario = saved.get("scenario", "calm") if scenario is None else scenario
     regime = saved.get("regime", "freedom") if regime is None else regime
+    seed = saved.get("seed", 0) if seed is None else seed
+    eval_seeds = saved.get("eval_seeds", (1000, 1001, 1002)) if eval_seeds is None else eval_seeds
     algo = algo or "ppo"
     algorithm_class(algo)  # fails now if its package is missing
+    trained = 0 if resume is None else _trained_steps(resume / MODEL)
     config = default_path(algo) if config is None else Path(config)
-    check_number("seed", seed, 0, 2**32 - 1, integer=True)
-    for s in eval_seeds:
-        check_number("eval_seeds", s, 0, 2**32 - 1, integer=True)
+    check_number("seed", seed, 0, SEEDS - 1, integer=True)
+    eval_seeds = tuple(
+        check_number("eval_seeds", s, 0, SEEDS - 1, integer=True) for s in eval_seeds
+    )
+    if len(set(eval_seeds)) < len(eval_seeds):
+        # A repeated seed replays the same episode, which would count as independent.
+        raise ConfigError(f"eval_seeds must be distinct, got {list(eval_seeds)}")
     if total_timesteps is not None:
         check_number("total_timesteps", total_timesteps, 1, 2**62, integer=True)
     if n_envs is not None:
         check_number("n_envs", n_envs, 1, MAX_ENVS, integer=True)
-    hp = load_hyperparams(algo, config, n_timesteps=total_timesteps, n_envs=n_envs)
+    hp = load_hyperparams(algo, config, trained, n_timesteps=total_timesteps, n_envs=n_envs)
     if resume is not None:
-        _check_resumable(hp, load_hyperparams(algo, resume / CONFIG))
+        _check_resumable(hp, load_hyperparams(algo, resume / CONFIG, trained))
     env_kwargs = mapping_or_none("env_kwargs", env_kwargs)
     own = sorted({"scenario", "regime", "horizon", "n_envs", "num_envs"} & env_kwargs.keys())
     if own:
@@ -149,28 +184,43 @@ def plan_run(
         regime=regime,
         horizon=horizon,
         seed=int(seed),
+        trained=trained,
         config=config,
         run_dir=check_new_run_dir(run_dir),
         resume=resume,
-        eval_seeds=tuple(int(s) for s in eval_seeds),
+        eval_seeds=eval_seeds,
         yardstick=yardstick,
         setup=core.setup,
         env_kwargs=env_kwargs,
     )
 
 
+def _trained_steps(path: Path) -> int:
+    """The number of steps the model saved at ``path`` has trained."""
+    # SB3 keeps it in the archive's JSON "data", which is read without unpickling anything.
+    try:
+        with zipfile.ZipFile(path) as archive:
+            steps = json.loads(archive.read("data")).get("num_timesteps")
+    except (zipfile.BadZipFile, KeyError, ValueError):
+        steps = None
+    if not isinstance(steps, int) or steps < 1:
+        raise ConfigError(f"resume: {str(path)!r} is not a trained Stable-Baselines3 model")
+    return steps
+
+
 def _check_resumable(hp: Hyperparams, saved: Hyperparams) -> None:
     """ConfigError if ``hp`` changes a setting the resumed model is built with."""
-    for field in FIXED_ON_RESUME:
+    for field in FIXED_ON_RESUME[hp.algo]:
         new, old = _setting(hp, field), _setting(saved, field)
         if new != old:
             raise ConfigError(
-                f"config: {field} cannot change when resuming: the model has {old!r}, got {new!r}"
+                f"{field} cannot change when resuming a {hp.algo} run: the model has {old!r}, "
+                f"got {new!r}"
             )
 
 
 def _setting(hp: Hyperparams, field: str):
-    if field in ("policy", "policy_kwargs", "normalize"):
+    if field in ("policy", "policy_kwargs", "normalize", "n_envs"):
         return getattr(hp, field)
     return hp.algo_kwargs.get(field)
 
@@ -212,12 +262,18 @@ def make_model(plan: Plan, env):
             tensorboard_log=tensorboard,
             **hp.algo_kwargs,
         )
-        model.set_random_seed(plan.seed)
+        model.set_random_seed(plan.env_seed)
+        if hp.algo in OFF_POLICY:
+            model.load_replay_buffer(plan.resume / REPLAY_BUFFER)
+        if isinstance(env, VecNormalize):
+            # VecNormalize.load keeps the discount the statistics were made with; the
+            # rewards are scaled by the model's (a config may change gamma).
+            env.gamma = model.gamma
         return model
     return cls(
         hp.policy,
         env,
-        seed=plan.seed,
+        seed=plan.env_seed,
         device="cpu",
         tensorboard_log=tensorboard,
         policy_kwargs=hp.model_policy_kwargs(),
@@ -242,18 +298,23 @@ def compile_kernels(plan: Plan) -> None:
 
 
 def train(plan: Plan, argv: list[str], progress_bar: bool = True):
-    """Write the run's info, train, save ``model.zip`` (and ``vecnormalize.pkl``).
+    """Build the model, write the run's info, train, save ``model.zip`` (and
+    ``vecnormalize.pkl``, and an off-policy model's ``replay_buffer.pkl``).
 
-    Returns (model, env, training steps per second).
+    The run directory stays empty until the model is built, so a failed build
+    can be retried with the same run directory. Returns (model, env, training
+    steps per second).
     """
-    write_run_info(plan.run_dir, plan.hp, plan.args(), argv)
     env = make_env(plan)
     model = make_model(plan, env)
+    write_run_info(plan.run_dir, plan.hp, plan.args(), argv)
     hp = plan.hp
+    off_policy = hp.algo in OFF_POLICY
     checkpoints = CheckpointCallback(
         save_freq=max(hp.n_timesteps // (N_CHECKPOINTS * hp.n_envs), 1),
         save_path=str(plan.run_dir / CHECKPOINTS),
         name_prefix="model",
+        save_replay_buffer=off_policy,
         save_vecnormalize=True,
     )
     compile_kernels(plan)
@@ -268,6 +329,8 @@ def train(plan: Plan, argv: list[str], progress_bar: bool = True):
     )
     fps = (model.num_timesteps - first) / (time.perf_counter() - start)
     model.save(plan.run_dir / MODEL)
+    if off_policy:
+        model.save_replay_buffer(plan.run_dir / REPLAY_BUFFER)
     if isinstance(env, VecNormalize):
         env.save(str(plan.run_dir / VECNORMALIZE))
     return model, env, fps

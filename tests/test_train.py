@@ -6,12 +6,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
+import mmgym
 import train
-from agents import evaluate
-from agents.hyperparams import ENV_ID, load_hyperparams
+from agents import evaluate, training
+from agents.algorithms import algorithm_class
+from agents.hyperparams import ENV_ID, OFF_POLICY, load_hyperparams
 from agents.runs import load_run
 from agents.training import plan_run
 from mmgym.core.config import ConfigError
@@ -24,25 +27,35 @@ def write_config(path, section):
     return path
 
 
+def error_line(capsys) -> str:
+    """The error argparse printed: the last line of stderr (the usage lines before it
+    name every flag)."""
+    return capsys.readouterr().err.strip().splitlines()[-1]
+
+
 @pytest.mark.parametrize(
-    "argv, field",
+    "argv, error",
     [
-        (["--algo", "dqn"], "--algo"),
-        (["--regime", "anarchy"], "--regime"),
-        (["--total-timesteps", "-5"], "--total-timesteps"),
-        (["--n-envs", "0"], "--n-envs"),
-        (["--n-envs", "5000"], "n_envs must be in [1, 4096], got 5000"),
+        (["--algo", "dqn"], "argument --algo: invalid choice: 'dqn'"),
+        (["--regime", "anarchy"], "argument --regime: invalid choice: 'anarchy'"),
+        (["--total-timesteps", "-5"], "argument --total-timesteps: must be a positive integer"),
+        (["--n-envs", "0"], "argument --n-envs: must be a positive integer, got 0"),
+        (["--n-envs", "5000"], "--n-envs must be in [1, 4096], got 5000"),
+        (["--seed", str(2**32)], "--seed must be in [0, 4294967295], got 4294967296"),
+        (["--eval-seeds", "7", str(2**32)], "--eval-seeds must be in [0, 4294967295], got"),
+        (["--eval-seeds", "5", "6", "5"], "--eval-seeds must be distinct, got [5, 6, 5]"),
         (["--scenario", "nowhere"], "unknown scenario 'nowhere'"),
-        (["--horizon", "999999"], "horizon"),
-        (["--config", "missing.yaml"], "missing.yaml"),
+        (["--horizon", "999999"], "--horizon must be in [1, 3600], got 999999"),
+        (["--config", "missing.yaml"], "--config: no hyperparameter file 'missing.yaml'"),
+        (["--resume", "nowhere"], "--resume: 'nowhere' has no model.zip and args.json"),
     ],
 )
-def test_bad_arguments_stop_before_training(argv, field, tmp_path, capsys):
+def test_bad_arguments_stop_before_training(argv, error, tmp_path, capsys):
     run_dir = tmp_path / "run"
     with pytest.raises(SystemExit) as exit_info:
         train.main([*argv, "--run-dir", str(run_dir)])
     assert exit_info.value.code == 2
-    assert field in capsys.readouterr().err
+    assert f"error: {error}" in error_line(capsys)
     assert not run_dir.exists()
 
 
@@ -85,7 +98,7 @@ def test_unknown_sections_and_unknown_algorithms_are_rejected(tmp_path):
 @pytest.mark.parametrize(
     "env_kwargs, message",
     [
-        ({"foo": 1}, "env_kwargs: .*'foo'"),
+        ({"foo": 1}, r"env.*'foo'"),
         ({"threads": 0}, "threads must be in"),
         ({"terminate_on_liquidation": "no"}, "terminate_on_liquidation must be True or False"),
         ({"regime_kwargs": {"bogus": 1}}, r"regime_kwargs \['bogus'\] unknown"),
@@ -194,45 +207,174 @@ def test_train_end_to_end_then_load_and_evaluate(tmp_path):
     assert out.returncode == 0, out.stderr
     args = json.loads((resumed_dir / "args.json").read_text())
     assert (args["scenario"], args["regime"], args["horizon"]) == ("calm", "obligation", 200)
+    assert (args["seed"], args["eval_seeds"]) == (0, [])
     model = load_run(resumed_dir).model
     assert model.n_steps == 128 and model.learning_rate == 1e-4
     assert model.num_timesteps > 2048  # it went on from the saved model
 
 
-def test_resuming_refuses_a_config_that_changes_the_saved_model(tmp_path):
-    run_dir = tmp_path / "run"
+def saved_run(run_dir, algo="ppo", trained=4096, **args):
+    """A run directory as plan_run reads it: ``args`` over a new run's, the algorithm's
+    shipped config and a model that has trained ``trained`` steps (plan_run reads no
+    more of it than its step count), with an off-policy model's replay buffer."""
     run_dir.mkdir()
-    (run_dir / "model.zip").write_text("")  # plan_run does not open it
-    saved_args = {"algo": "ppo", "horizon": None, "env_kwargs": {}}
-    (run_dir / "args.json").write_text(json.dumps(saved_args))
-    hp = load_hyperparams("ppo")
+    hp = load_hyperparams(algo)
+    kwargs = {"buffer_size": 100} if algo in OFF_POLICY else {}
+    model = algorithm_class(algo)("MlpPolicy", "Pendulum-v1", device="cpu", **kwargs)
+    model.num_timesteps = trained
+    model.save(run_dir / "model.zip")
+    if algo in OFF_POLICY:
+        model.save_replay_buffer(run_dir / "replay_buffer.pkl")
+    saved = {**plan_run(algo=algo, run_dir=run_dir / "unused").args(), **args}
+    (run_dir / "args.json").write_text(json.dumps(saved))
     (run_dir / "config.yaml").write_text(yaml.safe_dump(hp.to_file()))
-    changed = hp.to_file()
-    changed[ENV_ID]["policy_kwargs"]["net_arch"] = [32]
-    new_config = write_config(tmp_path / "new.yaml", changed[ENV_ID])
+    return run_dir, hp.to_file()[ENV_ID]
+
+
+def test_resuming_refuses_a_config_that_changes_the_saved_model(tmp_path):
+    run_dir, section = saved_run(tmp_path / "run")
+    changed = {**section, "policy_kwargs": {**section["policy_kwargs"], "net_arch": [32]}}
+    new_config = write_config(tmp_path / "new.yaml", changed)
     with pytest.raises(ConfigError, match="policy_kwargs cannot change when resuming"):
         plan_run(resume=run_dir, config=new_config, run_dir=tmp_path / "out")
     plan = plan_run(resume=run_dir, run_dir=tmp_path / "out")  # its own config: fine
     assert (plan.scenario, plan.regime, plan.horizon) == ("calm", "freedom", None)
 
 
+def test_ppo_may_change_its_entropy_coefficient_on_resume_and_sac_may_not(tmp_path):
+    run_dir, section = saved_run(tmp_path / "ppo")
+    config = write_config(tmp_path / "ppo.yaml", {**section, "ent_coef": 0.01})
+    plan = plan_run(resume=run_dir, config=config, run_dir=tmp_path / "out")
+    assert plan.hp.algo_kwargs["ent_coef"] == 0.01
+    run_dir, section = saved_run(tmp_path / "sac", "sac")
+    for change, error in [
+        ({"ent_coef": 0.1}, "ent_coef cannot change when resuming a sac run"),
+        ({"buffer_size": 5000}, "buffer_size cannot change when resuming a sac run"),
+        ({"n_envs": 2}, "n_envs cannot change when resuming a sac run"),
+    ]:
+        config = write_config(tmp_path / "sac.yaml", {**section, **change})
+        with pytest.raises(ConfigError, match=error):
+            plan_run(resume=run_dir, config=config, run_dir=tmp_path / "out")
+
+
+def test_resuming_keeps_the_run_seeds_and_seeds_the_envs_past_the_trained_steps(tmp_path):
+    run_dir, _ = saved_run(tmp_path / "run", trained=4096, seed=7, eval_seeds=[3, 4])
+    plan = plan_run(resume=run_dir, run_dir=tmp_path / "out")
+    assert (plan.seed, plan.eval_seeds, plan.trained, plan.env_seed) == (7, (3, 4), 4096, 4103)
+    assert plan.args()["seed"] == 7  # a further resume goes on from the run's seed
+    plan = plan_run(resume=run_dir, seed=2**32 - 1, eval_seeds=(), run_dir=tmp_path / "out")
+    assert (plan.seed, plan.eval_seeds, plan.env_seed) == (2**32 - 1, (), 4095)
+    new = plan_run(run_dir=tmp_path / "out")
+    assert (new.seed, new.eval_seeds, new.trained, new.env_seed) == (0, (1000, 1001, 1002), 0, 0)
+
+
+def test_resuming_needs_a_saved_model_and_an_off_policy_run_its_replay_buffer(tmp_path):
+    run_dir, _ = saved_run(tmp_path / "sac", "sac")
+    (run_dir / "replay_buffer.pkl").unlink()
+    with pytest.raises(ConfigError, match=r"resume: .* has no replay_buffer\.pkl"):
+        plan_run(resume=run_dir, run_dir=tmp_path / "out")
+    run_dir, _ = saved_run(tmp_path / "ppo")
+    (run_dir / "model.zip").write_text("")
+    with pytest.raises(ConfigError, match="is not a trained Stable-Baselines3 model"):
+        plan_run(resume=run_dir, run_dir=tmp_path / "out")
+
+
+def test_evaluation_seeds_must_be_distinct():
+    with pytest.raises(ConfigError, match=r"eval_seeds must be distinct, got \[1, 2, 1\]"):
+        plan_run(eval_seeds=(1, 2, 1))
+
+
+def test_a_failed_model_build_leaves_the_run_dir_free(tmp_path, monkeypatch):
+    plan = plan_run(run_dir=tmp_path / "run")
+
+    def fail(plan, env):
+        raise RuntimeError("no model")
+
+    monkeypatch.setattr(training, "make_env", lambda plan: None)
+    monkeypatch.setattr(training, "make_model", fail)
+    with pytest.raises(RuntimeError, match="no model"):
+        training.train(plan, [])
+    assert not plan.run_dir.exists()
+    plan_run(run_dir=plan.run_dir)  # a retry may use it
+
+
+SMALL_SAC = {
+    "n_envs": 2,
+    "normalize": True,
+    "buffer_size": 1000,
+    "learning_starts": 16,
+    "batch_size": 16,
+    "gamma": 0.9,
+    "policy_kwargs": {"net_arch": [16]},
+}
+
+
 @pytest.mark.smoke
-def test_interleaved_yardstick_reports_both_throughputs_and_their_ratio(capsys):
+def test_sac_resumes_with_its_replay_buffer_new_gamma_and_unseen_env_seeds(tmp_path):
+    config = write_config(tmp_path / "sac.yaml", {**SMALL_SAC, "n_timesteps": 64})
+    plan = plan_run(
+        algo="sac", config=config, seed=3, run_dir=tmp_path / "run", eval_seeds=(), horizon=20
+    )
+    model, env, _ = training.train(plan, [], progress_bar=False)
+    env.close()
+    assert (plan.run_dir / "replay_buffer.pkl").is_file()
+    assert list((plan.run_dir / "checkpoints").glob("model_replay_buffer_*_steps.pkl"))
+    rows = model.replay_buffer.pos  # one row of n_envs transitions per step
+    assert rows == 32
+
+    config = write_config(tmp_path / "resume.yaml", {**SMALL_SAC, "n_timesteps": 32, "gamma": 0.95})
+    resumed = plan_run(resume=plan.run_dir, config=config, run_dir=tmp_path / "resumed")
+    assert (resumed.seed, resumed.trained, resumed.env_seed) == (3, 64, 67)
+    # The envs start from the segment's seed, not the run's.
+    env = training.make_env(resumed)
+    training.make_model(resumed, env)
+    env.reset()
+    first = env.get_original_obs()
+    env.close()
+    for seed, same in ((67, True), (3, False)):
+        fresh = mmgym.make_sb3_vec_env(2, horizon=20)
+        fresh.seed(seed)
+        assert np.array_equal(fresh.reset(), first) is same
+        fresh.close()
+
+    model, env, _ = training.train(resumed, [], progress_bar=False)
+    env.close()
+    assert model.replay_buffer.pos == rows + 16  # the saved transitions, then this run's
+    assert model.gamma == env.gamma == 0.95  # VecNormalize.load had restored 0.9
+    assert model.num_timesteps == 96
+
+
+@pytest.mark.smoke
+def test_interleaved_yardstick_counts_the_steps_each_model_did(capsys, monkeypatch):
     from agents import yardstick
 
-    yardstick.main(["--rounds", "2", "--chunk", "2048"])
+    class Clock:
+        """perf_counter that goes one second on at every call: each timed learn() takes 1 s."""
+
+        now = 0.0
+
+        def perf_counter(self):
+            self.now += 1.0
+            return self.now
+
+    monkeypatch.setattr(yardstick, "time", Clock())
+    # ppo.yaml's rollout is 256 steps of 8 envs: SB3 does 2048 steps for a chunk of 1000.
+    yardstick.main(["--rounds", "2", "--chunk", "1000"])
     out = capsys.readouterr().out
-    mmgym_fps = float(out.split("mmgym: ")[1].split(" steps/s")[0])
-    cartpole_fps = float(out.split("CartPole-v1: ")[1].split(" steps/s")[0])
-    ratio = float(out.split("ratio mmgym / CartPole-v1 = ")[1].split()[0])
-    assert mmgym_fps > 0 and cartpole_fps > 0
-    assert ratio == pytest.approx(mmgym_fps / cartpole_fps, rel=2e-3)
+    assert "mmgym: 2048 steps/s; CartPole-v1: 2048 steps/s" in out
+    assert "ratio mmgym / CartPole-v1 = 1.000 (per round: median 1.000" in out
 
 
-@pytest.mark.parametrize("argv", [["--rounds", "0"], ["--chunk", "-1"]])
-def test_interleaved_yardstick_rejects_empty_rounds(argv, capsys):
+@pytest.mark.parametrize(
+    "argv, error",
+    [
+        (["--rounds", "0"], "--rounds must be a positive integer, got 0"),
+        (["--chunk", "-1"], "--chunk must be a positive integer, got -1"),
+    ],
+)
+def test_interleaved_yardstick_rejects_empty_rounds(argv, error, capsys):
     from agents import yardstick
 
     with pytest.raises(SystemExit):
         yardstick.main(argv)
-    assert argv[0] in capsys.readouterr().err
+    assert f"error: {error}" in error_line(capsys)
