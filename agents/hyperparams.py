@@ -21,8 +21,9 @@ from torch import nn
 
 from mmgym import ENV_ID, yaml_loader
 from mmgym.core.config import ConfigError, check_choice, check_number
+from mmgym.scenario.config import CONFIG_DIR as SCENARIO_DIR
 
-CONFIG_DIR = Path(__file__).resolve().parent.parent / "configs" / "hyperparams"
+CONFIG_DIR = SCENARIO_DIR / "hyperparams"  # beside the scenarios, in a checkout or a wheel
 SECTIONS = ("default", ENV_ID)
 ALGOS = ("ppo", "sac", "recurrent_ppo")
 OFF_POLICY = ("sac",)  # algorithms that learn from a replay buffer

@@ -170,10 +170,7 @@ def plan_run(
     if own:
         raise ConfigError(f"env_kwargs: {own} are set by the plan's own arguments")
     # The env these arguments make, built once (no population yet, nothing compiled).
-    try:
-        core = EpisodeCore(scenario, regime=regime, horizon=horizon, **env_kwargs)
-    except TypeError as error:
-        raise ConfigError(f"env_kwargs: {error}") from None
+    core = EpisodeCore(scenario, regime=regime, horizon=horizon, **env_kwargs)
     core.batch.close()
     if run_dir is None:
         run_dir = default_run_dir(core.scenario.name, regime, algo, seed)

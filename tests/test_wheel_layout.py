@@ -34,12 +34,15 @@ def test_the_installed_layout_loads_scenarios_without_a_checkout(tmp_path):
     """The wheel's layout, copied away from the checkout, on the path first."""
     site = tmp_path / "site"
     ignore = shutil.ignore_patterns("__pycache__")
-    shutil.copytree(ROOT / "mmgym", site / "mmgym", ignore=ignore)
+    for package in ("mmgym", "agents"):
+        shutil.copytree(ROOT / package, site / package, ignore=ignore)
     shutil.copytree(ROOT / "configs", site / "mmgym" / "_configs", ignore=ignore)
     code = (
         "import mmgym; from mmgym.scenario import load_scenario;"
         "from mmgym.scenario.config import CONFIG_DIR;"
-        "print(mmgym.__file__); print(CONFIG_DIR); print(load_scenario('oct10').name)"
+        "from agents.hyperparams import default_path;"
+        "print(mmgym.__file__); print(CONFIG_DIR); print(load_scenario('oct10').name);"
+        "print(default_path('ppo').is_file(), default_path('ppo').parent.parent)"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],
@@ -52,3 +55,4 @@ def test_the_installed_layout_loads_scenarios_without_a_checkout(tmp_path):
     assert out[0] == str(site / "mmgym" / "__init__.py")
     assert out[1] == str(site / "mmgym" / "_configs")
     assert out[2] == "oct10"
+    assert out[3] == f"True {site / 'mmgym' / '_configs'}"  # the hyperparameters' defaults too
