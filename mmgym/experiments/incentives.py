@@ -290,9 +290,7 @@ def figure(regime: str, series: dict, path: Path) -> None:
 
 def main(argv=None) -> None:
     """Command line: train, evaluate and report (see the module docstring)."""
-    parser = argparse.ArgumentParser(
-        prog=" ".join(COMMAND), description=__doc__.split("\n")[0]
-    )
+    parser = argparse.ArgumentParser(prog=" ".join(COMMAND), description=__doc__.split("\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny budget, for CI")
     parser.add_argument("--total-timesteps", type=int, help="training steps per run")
     parser.add_argument("--train-seeds", type=int, nargs="+", help="training seeds")
