@@ -116,8 +116,10 @@ def load_run(run_dir) -> LoadedRun:
     if not (run_dir / MODEL).is_file() or not (run_dir / ARGS).is_file():
         raise ConfigError(f"run_dir {str(run_dir)!r} has no {MODEL} and {ARGS}: not a finished run")
     args = json.loads((run_dir / ARGS).read_text())
-    hp = load_hyperparams(args["algo"], run_dir / CONFIG)
     model = algorithm_class(args["algo"]).load(run_dir / MODEL, device="cpu")
+    # A resumed segment's config.yaml holds its own steps only: its learning_starts
+    # is checked against every step the model has trained.
+    hp = load_hyperparams(args["algo"], run_dir / CONFIG, trained=model.num_timesteps)
     vec_normalize = None
     if (run_dir / VECNORMALIZE).is_file():
         # Only the statistics are needed (normalize_obs), so no venv is attached.

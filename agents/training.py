@@ -210,9 +210,10 @@ def _check_resumable(hp: Hyperparams, saved: Hyperparams) -> None:
     for field in FIXED_ON_RESUME[hp.algo]:
         new, old = _setting(hp, field), _setting(saved, field)
         if new != old:
+            # "config:" first: the change may come from the file, not from a flag.
             raise ConfigError(
-                f"{field} cannot change when resuming a {hp.algo} run: the model has {old!r}, "
-                f"got {new!r}"
+                f"config: {field} cannot change when resuming a {hp.algo} run: the model has "
+                f"{old!r}, got {new!r}"
             )
 
 

@@ -414,8 +414,11 @@ def reopen_lots(params, state, e, a, k):
             lots = min(lots, math.ceil(floors[t + 1] / unit) - 1)
         if lots * unit >= floor:
             best = max(best, lots)
-    if params.position_limit[k] < math.inf:
-        best = min(best, int(params.position_limit[k] / unit))
+    limit = params.position_limit[k]
+    if limit < math.inf:
+        best = min(best, int(limit / unit))
+        while best > 0 and best * params.lot_size[k] * state.mark_price[e, k] > limit:
+            best -= 1
     return best
 
 

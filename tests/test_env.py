@@ -1,5 +1,6 @@
 """The Gymnasium environments: API checkers, determinism, vector vs single, bad input."""
 
+import math
 import subprocess
 import sys
 import warnings
@@ -644,17 +645,21 @@ def test_quote_size_is_usdt_at_the_current_price():
 def test_zero_offsets_quote_a_tick_either_side_of_a_fair_price_on_a_tick():
     """Offsets at -1 (0 bps): both quotes post, the bid below the fair price and the
     ask above, also on steps whose fair price falls on a tick."""
+    from mmgym.env.kernels import quote_reference
+
     env = MarketMakingEnv()
     batch = env.core.batch
-    ag, tick = batch.agent_state, batch.params.tick_size[int(batch.market_index[0])]
+    ag, k = batch.agent_state, int(batch.market_index[0])
+    tick = batch.params.tick_size[k]
     env.reset(seed=1)
     on_tick = 0
     for _ in range(60):
+        # The fair price the step's quotes are placed around, read before the step.
+        fair = quote_reference(batch.params, batch.state, ag, 0, 0, 0, k) / tick
         _, _, _, _, info = env.step(np.array([-1.0, -1.0, 1.0, 1.0, -1.0], np.float32))
-        fair = info["mid"] / tick
         bid, ask = ag.quote_price[0, 0, 0]
         assert info["quoted"] == 1.0 and bid < fair < ask
-        assert ask - bid <= 2  # no further than the next tick on either side
+        assert (bid, ask) == (math.ceil(fair) - 1, math.floor(fair) + 1)  # the next ticks
         on_tick += fair == round(fair)
     assert on_tick > 0  # the case that put both quotes on one tick
 

@@ -131,7 +131,7 @@ def naive_orders(batch, e, actions, start):
                 lots = 0
                 if fraction >= ap.min_size and not ag.out[e, g]:  # an agent out only cancels
                     lots = int(fraction * ap.max_notional[m] / (fair * p.lot_size[k]))
-                # At least one tick from fair on each side, so the two never meet.
+                # Never at a fair price on a tick, so bid and ask never meet.
                 below, above = math.ceil(fair / tick) - 1, math.floor(fair / tick) + 1
                 if side == 0:
                     price = max(min(math.floor(fair * (1 - offset) / tick), below), 1)

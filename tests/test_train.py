@@ -322,7 +322,9 @@ def test_sac_resumes_with_its_replay_buffer_new_gamma_and_unseen_env_seeds(tmp_p
     rows = model.replay_buffer.pos  # one row of n_envs transitions per step
     assert rows == 32
 
-    config = write_config(tmp_path / "resume.yaml", {**SMALL_SAC, "n_timesteps": 32, "gamma": 0.95})
+    # learning_starts 40 is past this segment's 32 steps, not past the run's 96.
+    resume_settings = {**SMALL_SAC, "n_timesteps": 32, "gamma": 0.95, "learning_starts": 40}
+    config = write_config(tmp_path / "resume.yaml", resume_settings)
     resumed = plan_run(resume=plan.run_dir, config=config, run_dir=tmp_path / "resumed")
     assert (resumed.seed, resumed.trained, resumed.env_seed) == (3, 64, 67)
     # The envs start from the segment's seed, not the run's.
@@ -342,6 +344,7 @@ def test_sac_resumes_with_its_replay_buffer_new_gamma_and_unseen_env_seeds(tmp_p
     assert model.replay_buffer.pos == rows + 16  # the saved transitions, then this run's
     assert model.gamma == env.gamma == 0.95  # VecNormalize.load had restored 0.9
     assert model.num_timesteps == 96
+    assert load_run(resumed.run_dir).model.num_timesteps == 96  # its config.yaml loads
 
 
 @pytest.mark.smoke

@@ -46,9 +46,12 @@ class EpisodeCore:
         setup_names = list(inspect.signature(agent_setup).parameters)[1:]
         unknown = sorted(set(setup_kwargs) - set(setup_names))
         if unknown:
-            own = [n for n in inspect.signature(type(self)).parameters if n != "setup_kwargs"]
+            # The sizes (n_envs, n_agents) are the env class's to set, not the caller's.
+            own = inspect.signature(type(self)).parameters
+            shared = [n for n in own if n not in ("setup_kwargs", "n_envs", "n_agents")]
             raise ConfigError(
-                f"unknown env argument(s) {unknown}; allowed: {sorted(own + setup_names)}"
+                f"unknown env argument(s) {unknown}; allowed: {sorted(shared + setup_names)} "
+                "and the env class's own (render_mode, num_envs, ...)"
             )
         self.setup = agent_setup(self.scenario, **setup_kwargs)
         # Episodes end at the horizon or at a time limit (Gymnasium's

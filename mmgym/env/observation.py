@@ -36,7 +36,8 @@ MARKET_FIELDS = (
     ),
     (
         "liquidations",
-        "log(1 + liquidation notional over the step / usual quoted notional)",
+        "log(1 + liquidation notional over the step (at reset, the warm-up's last "
+        "engine step) / usual quoted notional)",
         0.0,
         INF,
     ),

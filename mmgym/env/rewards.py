@@ -108,7 +108,8 @@ class Regime:
     """Base of the built-in regimes: ``parts`` gives the named terms, the reward is their sum.
 
     Calling a regime gives that sum, so a custom reward can build on a built-in
-    one: ``regime=lambda acc: Freedom()(acc) - 0.1 * acc.fund_drawdown``.
+    one: ``regime=lambda acc: Freedom()(acc) - 1e4 * 0.1 * acc.fund_drawdown / acc.capital``
+    (rewards are in bps of capital).
     """
 
     name = "regime"

@@ -131,8 +131,9 @@ def record_step(accounting, env_accounting, duty_params, history, count, met, ta
     stress indicator is on) and the smaller side at least ``min_notional``.
     The monitor of agent slot ``e * G + g`` keeps a ring ``history`` [slot,
     window] of compliant steps, the steps recorded in ``count`` and the
-    compliant ones in the ring in ``met``; presence is ``met`` over the filled
-    part of the window, a breach is presence below ``min_presence``.
+    compliant ones in the ring in ``met``; presence is ``met`` plus the window's
+    steps before the episode's first (counted compliant) over ``window``, a
+    breach is presence below ``min_presence``.
     """
     n_envs, n_agents = accounting.shape[0], accounting.shape[1]
     window = history.shape[1]

@@ -136,8 +136,9 @@ class MarketMakingVectorEnv(VectorEnv):
         if seed is None:
             seeds = [None] * self.num_envs
         elif isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-            seed = _one_seed(seed)
-            seeds = [seed + i for i in range(self.num_envs)]
+            if seed < 0:
+                raise ValueError(f"seed must be None or an integer >= 0, got {seed}")
+            seeds = [int(seed) + i for i in range(self.num_envs)]
             # As Gymnasium's VectorEnv.reset does (the envs draw from their own generators).
             self._np_random, self._np_random_seed = seeding.np_random(int(seed))
         elif isinstance(seed, (list, tuple, np.ndarray)) and len(seed) == self.num_envs:

@@ -81,9 +81,13 @@ def reopen_lots(params, state, e, a, k):
             lots = min(lots, math.ceil(floors[t + 1] / unit) - 1)  # stay below the next floor
         if lots * unit >= floors[t]:
             best = max(best, lots)
-    if params.position_limit[k] < math.inf:
-        # The engine refuses an order past the limit, so it would reopen nothing.
-        best = min(best, int(params.position_limit[k] / unit))
+    limit = params.position_limit[k]
+    if limit < math.inf:
+        # The engine refuses an order past the limit, so it would reopen nothing; its
+        # own test of the limit settles a quotient that rounded up.
+        best = min(best, int(limit / unit))
+        while best > 0 and best * params.lot_size[k] * state.mark_price[e, k] > limit:
+            best -= 1
     return best
 
 
