@@ -22,6 +22,16 @@ from .step_record import INFO_KEYS, ROW, record_step
 PRESENCE = -1  # observation column of the duties' presence (see observation.OBLIGATION_FIELDS)
 
 
+def check_seed(seed, name: str = "seed") -> int | None:
+    """``seed`` as an int if None or an integer >= 0 (numpy's too), else ValueError
+    naming ``name``."""
+    if seed is None:
+        return None
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"{name} must be None or an integer >= 0, got {seed!r}")
+    return int(seed)
+
+
 class EpisodeCore:
     """E envs x G agents of one scenario under one reward regime."""
 

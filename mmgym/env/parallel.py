@@ -16,7 +16,7 @@ from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
 from ..core.config import check_number
-from .core import EpisodeCore, check_actions, info_rows, mapping_or_none
+from .core import EpisodeCore, check_actions, check_seed, info_rows, mapping_or_none
 
 RENDER_MODES = ("ansi", "rgb_array")
 
@@ -120,11 +120,7 @@ class MarketMakingParallelEnv(ParallelEnv):
         """A fresh exchange with every agent back: ``(observations, infos)`` by agent."""
         mapping_or_none("options", options)  # keys this env does not read are ignored
         if seed is not None or self.np_random is None:
-            if seed is not None and (
-                isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0
-            ):
-                raise ValueError(f"seed must be None or an integer >= 0, got {seed!r}")
-            self.np_random, _ = seeding.np_random(seed)
+            self.np_random, _ = seeding.np_random(check_seed(seed))
         obs = self.core.reset(0, self.np_random)
         self.agents = list(self.possible_agents)
         self.history.clear()

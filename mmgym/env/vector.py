@@ -13,7 +13,7 @@ from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 
-from .core import INFO_KEYS, EpisodeCore, check_actions, mapping_or_none
+from .core import INFO_KEYS, EpisodeCore, check_actions, check_seed, mapping_or_none
 from .market_making import MarketMakingEnv
 
 _FINAL_KEYS = ("final_obs", "_final_obs", "final_info", "_final_info")
@@ -29,15 +29,6 @@ def _autoreset_mode(mode) -> AutoresetMode:
         f"autoreset_mode must be AutoresetMode.NEXT_STEP or AutoresetMode.SAME_STEP "
         f"(or {list(_MODES)}), got {mode!r}"
     )
-
-
-def _one_seed(seed) -> int | None:
-    """One env's seed from a list or array of them: None or an integer >= 0 (numpy's too)."""
-    if seed is None:
-        return None
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed: each env's seed must be None or an integer >= 0, got {seed!r}")
-    return int(seed)
 
 
 class MarketMakingVectorEnv(VectorEnv):
@@ -136,13 +127,12 @@ class MarketMakingVectorEnv(VectorEnv):
         if seed is None:
             seeds = [None] * self.num_envs
         elif isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
-            if seed < 0:
-                raise ValueError(f"seed must be None or an integer >= 0, got {seed}")
-            seeds = [int(seed) + i for i in range(self.num_envs)]
+            seed = check_seed(seed)
+            seeds = [seed + i for i in range(self.num_envs)]
             # As Gymnasium's VectorEnv.reset does (the envs draw from their own generators).
             self._np_random, self._np_random_seed = seeding.np_random(int(seed))
         elif isinstance(seed, (list, tuple, np.ndarray)) and len(seed) == self.num_envs:
-            seeds = [_one_seed(s) for s in seed]
+            seeds = [check_seed(s, "seed: each env's seed") for s in seed]
         else:
             raise ValueError(f"seed must be an int, None or {self.num_envs} seeds, got {seed!r}")
         for i in np.flatnonzero(mask):

@@ -41,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.config import ConfigError
+
 REGIMES = ("freedom", "obligation", "liability")
 COMMAND = ("python", "-m", "mmgym.experiments.incentives")  # how the experiment is run
 TRAIN_SCENARIO = "oct10"
@@ -337,7 +339,6 @@ def main(argv=None) -> None:
     budget = dataclasses.replace(budget, **{k: v for k, v in changes.items() if v is not None})
     if budget.config is not None:
         from agents.hyperparams import load_hyperparams
-        from mmgym.core.config import ConfigError
 
         try:  # a bad file fails now, not in the first training process
             load_hyperparams(
@@ -349,10 +350,14 @@ def main(argv=None) -> None:
 
     torch.set_num_threads(1)  # small MLPs: one thread is faster than contending for two
     out = args.out or Path("runs") / time.strftime("incentives-%Y%m%d-%H%M%S")
+    from agents.runs import check_new_run_dir
+
     for regime in budget.regimes:  # a clash fails now, not after the earlier regimes' training
         for seed in budget.train_seeds:
             run_dir = out / "runs" / f"{regime}-{seed}"
-            if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+            try:
+                check_new_run_dir(run_dir)
+            except ConfigError:
                 parser.error(f"--out: {run_dir} exists and is not empty; choose another --out")
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
